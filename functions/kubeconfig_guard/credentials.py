@@ -1,0 +1,103 @@
+"""Where API credentials come from.
+
+1. The Function Compute context, when it carries them (python3.10 runtime:
+   ``context.credentials`` with the function role's STS token).
+2. Otherwise the ``alibabacloud-credentials`` default chain (environment variables,
+   CLI profile, OIDC, ECS RAM role, credentials URI); its providers cache and
+   refresh STS credentials before they expire, so long runs keep working.
+
+Secrets are ``SecretStr``: they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from .errors import CredentialsError
+
+DEMO_ACCESS_KEY_ID = "kcguard-demo-access-key-id"
+DEMO_ACCESS_KEY_SECRET = "kcguard-demo-access-key-secret"  # noqa: S105 - the fake's documented demo secret
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    access_key_secret: SecretStr
+    security_token: SecretStr | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret=**********)"
+
+
+class CredentialsProvider(Protocol):
+    async def get(self) -> Credentials: ...
+
+
+class StaticCredentials:
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    async def get(self) -> Credentials:
+        return self._credentials
+
+
+class DefaultChainCredentials:
+    """The ``alibabacloud-credentials`` default chain, imported only when first used."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Credentials:
+        async with self._lock:
+            if self._client is None:
+                try:
+                    from alibabacloud_credentials.client import Client
+
+                    self._client = Client()
+                except Exception as exc:  # the chain raises when it finds nothing
+                    raise CredentialsError(
+                        f"no credentials found by the default chain ({type(exc).__name__})"
+                    ) from None
+        try:
+            model = await self._client.get_credential_async()
+        except Exception as exc:
+            raise CredentialsError(f"could not obtain credentials ({type(exc).__name__})") from None
+        token = getattr(model, "security_token", None)
+        return Credentials(
+            access_key_id=model.access_key_id,
+            access_key_secret=SecretStr(model.access_key_secret),
+            security_token=SecretStr(token) if token else None,
+        )
+
+
+def from_fc_context(context: object) -> Credentials | None:
+    """The function role's STS credentials from a Function Compute context, if it has them."""
+    creds = getattr(context, "credentials", None)
+    key_id = getattr(creds, "access_key_id", None) or getattr(creds, "accessKeyId", None)
+    secret = getattr(creds, "access_key_secret", None) or getattr(creds, "accessKeySecret", None)
+    token = getattr(creds, "security_token", None) or getattr(creds, "securityToken", None)
+    if not key_id or not secret:
+        return None
+    return Credentials(str(key_id), SecretStr(str(secret)), SecretStr(str(token)) if token else None)
+
+
+def from_environment_or_demo() -> Credentials:
+    """For the fake: the ``ALIBABA_CLOUD_ACCESS_KEY_*`` variables, or the documented demo pair."""
+    return Credentials(
+        os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or DEMO_ACCESS_KEY_ID,
+        SecretStr(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET),
+        SecretStr(token) if (token := os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")) else None,
+    )
+
+
+def provider_for(context: object | None) -> CredentialsProvider:
+    creds = from_fc_context(context) if context is not None else None
+    if creds is not None:
+        return StaticCredentials(creds)
+    return DefaultChainCredentials()

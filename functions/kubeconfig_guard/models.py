@@ -1,0 +1,143 @@
+"""Pydantic models of the ACK OpenAPI operations kubeconfig-guard calls.
+
+Enum fields are *open*: a value the API docs don't list parses into a member
+named ``UNKNOWN`` that keeps the raw value, so a new ACK value never crashes a
+listing; decisions treat it as unknown (never as a match).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OpenEnum(str, Enum):
+    """A string enum that accepts undocumented values as ``UNKNOWN`` pseudo-members."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = "UNKNOWN"
+        member._value_ = value
+        return member
+
+    @property
+    def is_known(self) -> bool:
+        return self._name_ != "UNKNOWN"
+
+
+class AccountType(OpenEnum):
+    ROOT_ACCOUNT = "RootAccount"
+    RAM_USER = "RamUser"
+    RAM_ROLE = "RamRole"
+
+
+class AccountState(OpenEnum):
+    ACTIVE = "Active"
+    INACTIVE = "InActive"
+    DELETED = "Deleted"
+
+
+class CertState(OpenEnum):
+    UNEXPIRED = "Unexpired"
+    EXPIRED = "Expired"
+    UNKNOWN_STATE = "Unknown"
+
+
+class _ApiModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+# --- DescribeClustersV1 (GET /api/v1/clusters) -------------------------------------------
+
+
+class Cluster(_ApiModel):
+    cluster_id: str
+    name: str = ""
+    region_id: str = ""
+    cluster_type: str = ""
+    cluster_spec: str | None = None
+    profile: str | None = None
+    state: str = ""
+    size: int | None = None
+    current_version: str | None = None
+    init_version: str | None = None
+    created: str | None = None
+    updated: str | None = None
+    vpc_id: str | None = None
+    vswitch_ids: list[str] | None = None
+    security_group_id: str | None = None
+    resource_group_id: str | None = None
+    zone_id: str | None = None
+    container_cidr: str | None = None
+    service_cidr: str | None = None
+    proxy_mode: str | None = None
+    timezone: str | None = None
+    deletion_protection: bool | None = None
+    cluster_domain: str | None = None
+    tags: list[dict[str, Any]] | None = None
+
+
+class PageInfo(_ApiModel):
+    page_number: int = 1
+    page_size: int = 10
+    total_count: int = 0
+
+
+class DescribeClustersV1Response(_ApiModel):
+    clusters: list[Cluster] = Field(default_factory=list)
+    page_info: PageInfo = Field(default_factory=PageInfo)
+
+
+# --- ListClusterKubeconfigStates (GET /clusters/{ClusterId}/kubeconfig/states) -------------
+
+
+class KubeconfigState(_ApiModel):
+    account_id: str = ""
+    account_name: str = ""
+    account_display_name: str = ""
+    account_type: AccountType | None = None
+    account_state: AccountState | None = None
+    cert_expire_time: str | None = None
+    cert_state: CertState | None = None
+    revokable: bool = False
+
+
+class StatesPage(_ApiModel):
+    page_number: int = 1
+    page_size: int = 10
+    total_count: int = 0
+
+
+class ListClusterKubeconfigStatesResponse(_ApiModel):
+    states: list[KubeconfigState] = Field(default_factory=list)
+    page: StatesPage = Field(default_factory=StatesPage)
+
+
+# Cluster states in which the cluster has no working API server: never listed or cleaned.
+CLUSTER_STATES_WITHOUT_API_SERVER = frozenset(
+    {
+        "initial",
+        "failed",
+        "deleting",
+        "deleted",
+        "delete_failed",
+        "unavailable",
+        "stopped",
+        "inactive",
+        "waiting",
+        "disconnected",
+        "pending",
+    }
+)
+
+
+def cluster_unreachable_reason(cluster: Cluster) -> str | None:
+    """Why this cluster is skipped, or None when its API server should work."""
+    if cluster.state.lower() in CLUSTER_STATES_WITHOUT_API_SERVER:
+        return f"cluster state is {cluster.state!r}: no working API server"
+    return None

@@ -1,0 +1,133 @@
+"""The one settings object: every knob is an environment variable ``KCGUARD_*``.
+
+Defaults are the safe ones: the tool runs in ``dry-run`` until told otherwise.
+The table in README.md is generated from this class (``kcguard settings``) and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_REGION = "cn-hangzhou"
+
+
+class Mode(str, Enum):
+    ENFORCE = "enforce"
+    DRY_RUN = "dry-run"
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """kubeconfig-guard settings, read from ``KCGUARD_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KCGUARD_", extra="ignore", frozen=True)
+
+    mode: Mode = Field(Mode.DRY_RUN, description="`enforce` revokes; `dry-run` only reports `would-revoke`.")
+    regions: CommaList = Field(
+        default_factory=list,
+        description="Comma list of regions whose clusters are watched. Empty: the function's own region.",
+    )
+    force_on_delete: bool = Field(
+        True,
+        description="Revoke with `Force=true` when the principal was deleted (ACK's `Force=false` check "
+        "needs readable cluster audit logs and refuses when it cannot read them).",
+    )
+    force_on_lock: bool = Field(
+        False,
+        description="Revoke with `Force=true` when the user was locked. With false, ACK refuses while the "
+        "kubeconfig was used in the last 7 days (reported `deferred`).",
+    )
+    protected_principals: CommaList = Field(
+        default_factory=list,
+        description="Comma list of names, uids or glob patterns that are never revoked (break-glass accounts).",
+    )
+    max_revocations: int = Field(
+        50,
+        ge=0,
+        description="Blast-radius limit: when one event would revoke more (cluster, uid) pairs, "
+        "revoke none and report `limit-exceeded`.",
+    )
+    cs_endpoint: str | None = Field(
+        None,
+        description="ACK OpenAPI endpoint for every region (a private endpoint, or the fake). "
+        "Default `cs.{region}.aliyuncs.com`. Plain `http://` only to loopback addresses.",
+    )
+    max_concurrency: int = Field(16, ge=1, le=256, description="Most API requests in flight at once.")
+    max_rps: float = Field(
+        30.0,
+        gt=0,
+        description="Client-side request-rate ceiling (requests/s). The client lowers its rate when "
+        "throttled and creeps back up (AIMD).",
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one API request (read and write).")
+    connect_timeout_seconds: float = Field(5.0, gt=0, description="Timeout to open a connection.")
+    max_attempts: int = Field(6, ge=1, le=20, description="Attempts per API request on transient errors.")
+    backoff_max_seconds: float = Field(8.0, gt=0, description="Ceiling of one retry back-off (full jitter).")
+    listing_ttl_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="How long concurrent invocations on one instance share a cluster's listing to find "
+        "candidates. A revocation is always decided on a listing taken after its event arrived.",
+    )
+    deadline_margin_seconds: float = Field(
+        5.0, ge=0, description="Stop starting new work this long before the function's deadline."
+    )
+    remediate_deleted: bool = Field(
+        True, description="Daily summary: revoke orphaned kubeconfigs of deleted accounts."
+    )
+    remediate_locked: bool = Field(
+        False, description="Daily summary: revoke orphaned kubeconfigs of locked (InActive) accounts."
+    )
+    expiring_days: int = Field(
+        30, ge=0, description="Daily summary: a certificate expiring within N days is `expiring`."
+    )
+    report_list_limit: int = Field(
+        200, ge=1, description="Daily summary: most entries kept in each list of the JSON/HTML report."
+    )
+    report_url: str | None = Field(None, description="Link to the full report, put in chat messages.")
+    report_bucket: str | None = Field(
+        None, description="OSS bucket for report.json/report.html (prefix by date). Empty: not stored."
+    )
+    report_prefix: str = Field("kubeconfig-guard/", description="Key prefix in the report bucket.")
+    report_oss_region: str | None = Field(
+        None, description="Region of the report bucket (default: first region)."
+    )
+    dingtalk_webhook: SecretStr | None = Field(None, description="DingTalk custom robot webhook URL.")
+    dingtalk_secret: SecretStr | None = Field(None, description="DingTalk robot signing secret (optional).")
+    feishu_webhook: SecretStr | None = Field(None, description="Feishu/Lark custom bot webhook URL.")
+    feishu_secret: SecretStr | None = Field(None, description="Feishu/Lark bot signing secret (optional).")
+    wecom_webhook: SecretStr | None = Field(None, description="WeCom group robot webhook URL.")
+    slack_webhook: SecretStr | None = Field(None, description="Slack incoming webhook URL.")
+    webhook_url: SecretStr | None = Field(
+        None, description="Generic webhook: receives the JSON report by POST."
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON log lines.")
+
+    @field_validator("regions", "protected_principals", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode is Mode.DRY_RUN
+
+    def watched_regions(self) -> list[str]:
+        """The configured regions, or the function's own region."""
+        if self.regions:
+            return list(dict.fromkeys(self.regions))
+        return [os.environ.get("FC_REGION") or os.environ.get("ALIBABA_CLOUD_REGION_ID") or DEFAULT_REGION]
