@@ -66,9 +66,9 @@ class Settings(BaseSettings):
         description="ACK OpenAPI endpoint for every region (a private endpoint, or the fake). "
         "Default `cs.{region}.aliyuncs.com`. Plain `http://` only to loopback addresses.",
     )
-    max_concurrency: int = Field(16, ge=1, le=256, description="Most API requests in flight at once.")
+    max_concurrency: int = Field(32, ge=1, le=256, description="Most API requests in flight at once.")
     max_rps: float = Field(
-        30.0,
+        300.0,
         gt=0,
         description="Client-side request-rate ceiling (requests/s). The client lowers its rate when "
         "throttled and creeps back up (AIMD).",
