@@ -1,0 +1,283 @@
+"""Parse what Function Compute hands the event function into a revocation request.
+
+Accepted inputs (``event`` is bytes):
+
+* the EventBridge CloudEvents envelope, ``data`` = the ActionTrail record;
+* the RawData form: the ActionTrail record alone;
+* a manual invocation: ``{"action": "revoke", "principal": {...}, "kind": ..., "dryRun": ...}``;
+* a JSON list of any of these (a batch).
+
+Everything else, failed API calls (``errorCode`` set) and malformed bytes become an
+:class:`Ignored` with the reason. Parsing never raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .principal import EventKind, Principal, PrincipalType
+
+MAX_EVENT_BYTES = 1_000_000
+MAX_NAME_LENGTH = 256
+MAX_BATCH = 500
+
+
+class ActionTrailRecord(BaseModel):
+    """The fields of an ActionTrail record that kubeconfig-guard reads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventId: str | None = None
+    eventName: str
+    serviceName: str | None = None
+    eventSource: str | None = None
+    eventType: str | None = None
+    eventTime: str | None = None
+    acsRegion: str | None = None
+    requestParameters: dict[str, Any] | None = None
+    responseElements: dict[str, Any] | None = None
+    userIdentity: dict[str, Any] | None = None
+    referencedResources: dict[str, Any] | None = None
+    errorCode: str | None = None
+    errorMessage: str | None = None
+
+
+class CloudEvent(BaseModel):
+    """The EventBridge CloudEvents envelope."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: str | None = None
+    id: str | None = None
+    source: str | None = None
+    type: str | None = None
+    aliyunaccountid: str | None = None
+    aliyunregionid: str | None = None
+    time: str | None = None
+    data: ActionTrailRecord
+
+
+class ManualPrincipal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: PrincipalType
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
+    uid: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
+
+
+class ManualRevoke(BaseModel):
+    """A revocation asked for by hand (testing, or an offboarding script)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["revoke"]
+    principal: ManualPrincipal
+    kind: EventKind = EventKind.DELETED
+    dryRun: bool = False
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class RevocationRequest:
+    """A parsed event that asks for a principal's kubeconfigs to be revoked."""
+
+    event_id: str | None
+    event_name: str
+    kind: EventKind
+    principal: Principal
+    account_id: str | None = None
+    dry_run: bool = False
+    event_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An input that is not acted upon, and why."""
+
+    reason: str
+    event_id: str | None = None
+    event_name: str | None = None
+
+
+Parsed = RevocationRequest | Ignored
+
+
+def _ims_user(params: Mapping[str, Any]) -> dict[str, str | None]:
+    upn = params.get("UserPrincipalName")
+    name = params.get("UserName")
+    if isinstance(upn, str) and "@" in upn:
+        return {"upn": upn, "name": name if isinstance(name, str) else upn.split("@", 1)[0]}
+    return {"name": name if isinstance(name, str) else (upn if isinstance(upn, str) else None)}
+
+
+@dataclass(frozen=True)
+class SupportedEvent:
+    """One row of the table of ActionTrail events the event function acts on."""
+
+    service: str  # ActionTrail serviceName: "Ram" or "Ims"
+    event_name: str
+    kind: EventKind
+    principal_type: PrincipalType
+    identified_by: str
+    condition: Callable[[Mapping[str, Any]], str | None] | None = None  # returns a reason to ignore
+
+
+def _status_inactive(params: Mapping[str, Any]) -> str | None:
+    status = params.get("Status")
+    if isinstance(status, str) and status.lower() == "inactive":
+        return None
+    return f"UpdateLoginProfile with Status={status!r} does not lock the user"
+
+
+SUPPORTED_EVENTS: tuple[SupportedEvent, ...] = (
+    SupportedEvent("Ram", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserName"),
+    SupportedEvent("Ims", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"),
+    SupportedEvent(
+        "Ims", "DeleteUserInRecycleBin", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"
+    ),
+    SupportedEvent("Ram", "DeleteRole", EventKind.DELETED, PrincipalType.RAM_ROLE, "RoleName"),
+    SupportedEvent(
+        "Ims",
+        "UpdateLoginProfile",
+        EventKind.LOCKED,
+        PrincipalType.RAM_USER,
+        "UserPrincipalName, only with Status=Inactive",
+        _status_inactive,
+    ),
+    SupportedEvent("Ram", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserName"),
+    SupportedEvent("Ims", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserPrincipalName"),
+)
+_BY_KEY = {(e.service.lower(), e.event_name): e for e in SUPPORTED_EVENTS}
+_SOURCES = {"ram.aliyuncs.com": "ram", "ims.aliyuncs.com": "ims", "ims-share.aliyuncs.com": "ims"}
+
+
+def _service_of(record: ActionTrailRecord) -> str:
+    if record.serviceName:
+        return record.serviceName.lower()
+    return _SOURCES.get((record.eventSource or "").lower(), "")
+
+
+def _clean(value: Any) -> str | None:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not text or len(text) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in text):
+        return None
+    return text
+
+
+def _referenced(record: ActionTrailRecord, key: str) -> str | None:
+    refs = (record.referencedResources or {}).get(key)
+    if isinstance(refs, list) and len(refs) == 1:
+        return _clean(refs[0])
+    return None
+
+
+def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal | str:
+    params = record.requestParameters or {}
+    if event.principal_type is PrincipalType.RAM_ROLE:
+        name = _clean(params.get("RoleName")) or _referenced(record, "ACS::RAM::Role")
+        uid = _clean(params.get("RoleId"))
+        if not name and not uid:
+            return "the event names no role (requestParameters.RoleName is missing)"
+        return Principal(type=PrincipalType.RAM_ROLE, name=name, uid=uid)
+    if event.service == "Ims":
+        found = _ims_user(params)
+        name, upn = _clean(found.get("name")), _clean(found.get("upn"))
+    else:
+        name, upn = _clean(params.get("UserName")), None
+    uid = _clean(params.get("UserId"))
+    if not name and not upn:
+        name = _referenced(record, "ACS::RAM::User")
+    if not name and not upn and not uid:
+        return "the event names no user (no UserName, UserPrincipalName or UserId)"
+    return Principal(type=PrincipalType.RAM_USER, name=name, upn=upn, uid=uid)
+
+
+def from_record(record: ActionTrailRecord, *, account_id: str | None = None) -> Parsed:
+    """Decide what an ActionTrail record asks for."""
+    ids = {"event_id": record.eventId, "event_name": record.eventName}
+    if record.errorCode:
+        return Ignored(f"the {record.eventName} call failed ({record.errorCode}): nothing was deleted or locked", **ids)
+    event = _BY_KEY.get((_service_of(record), record.eventName))
+    if event is None:
+        return Ignored(
+            f"{record.serviceName or record.eventSource or '?'} {record.eventName} is not a supported event", **ids
+        )
+    if event.condition is not None and (why := event.condition(record.requestParameters or {})):
+        return Ignored(why, **ids)
+    principal = _principal_of(record, event)
+    if isinstance(principal, str):
+        return Ignored(principal, **ids)
+    identity = record.userIdentity or {}
+    return RevocationRequest(
+        event_id=record.eventId,
+        event_name=record.eventName,
+        kind=event.kind,
+        principal=principal,
+        account_id=account_id or _clean(identity.get("accountId")),
+        event_time=record.eventTime,
+    )
+
+
+def parse_one(item: Any) -> Parsed:
+    """Parse one decoded JSON value (an envelope, a record, or a manual invocation)."""
+    if not isinstance(item, dict):
+        return Ignored(f"expected a JSON object, got {type(item).__name__}")
+    try:
+        if "action" in item:
+            manual = ManualRevoke.model_validate(item)
+            if not manual.principal.name and not manual.principal.uid:
+                return Ignored("manual invocation: principal needs a name or a uid", event_name="manual")
+            return RevocationRequest(
+                event_id=manual.id,
+                event_name="ManualRevoke",
+                kind=manual.kind,
+                principal=Principal(type=manual.principal.type, name=manual.principal.name, uid=manual.principal.uid),
+                dry_run=manual.dryRun,
+            )
+        if "data" in item and ("specversion" in item or "type" in item or "source" in item):
+            envelope = CloudEvent.model_validate(item)
+            parsed = from_record(envelope.data, account_id=_clean(envelope.aliyunaccountid))
+            if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
+                return Ignored(parsed.reason, envelope.id, parsed.event_name)
+            return parsed
+        if "eventName" in item:
+            return from_record(ActionTrailRecord.model_validate(item))
+        if "triggerTime" in item:
+            return Ignored("a timer event: the daily summary handles it, not the event function")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        return Ignored(f"malformed event: {where}: {first['msg']}"[:300], _clean(item.get("id")))
+    return Ignored("not an ActionTrail event, a CloudEvents envelope or a manual invocation")
+
+
+def parse_event(raw: bytes | str | Mapping[str, Any] | list[Any]) -> list[Parsed]:
+    """Parse the bytes Function Compute passes. A batch gives one entry per item."""
+    decoded: Any = raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)
+        if len(raw) > MAX_EVENT_BYTES:
+            return [Ignored(f"event is {len(raw)} bytes, more than the {MAX_EVENT_BYTES} accepted")]
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return [Ignored("event is not UTF-8 text")]
+    if isinstance(raw, str):
+        try:
+            decoded = json.loads(raw)
+        except (ValueError, RecursionError):
+            return [Ignored("event is not valid JSON")]
+    if isinstance(decoded, list):
+        if not decoded:
+            return [Ignored("empty batch")]
+        if len(decoded) > MAX_BATCH:
+            return [Ignored(f"batch of {len(decoded)} events, more than the {MAX_BATCH} accepted")]
+        return [parse_one(item) for item in decoded]
+    return [parse_one(decoded)]

@@ -1,0 +1,105 @@
+"""The result document of the event function (one JSON document per event).
+
+Schema (``schema_version`` 1) is documented in README.md ("Result document").
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .principal import EventKind, Principal
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class ActionStatus(str, Enum):
+    REVOKED = "revoked"
+    WOULD_REVOKE = "would-revoke"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+class Outcome(str, Enum):
+    OK = "ok"
+    IGNORED = "ignored"
+    PARTIAL = "partial"
+    LIMIT_EXCEEDED = "limit-exceeded"
+
+
+class ClusterStatus(str, Enum):
+    SKIPPED = "skipped"  # no working API server
+    FAILED = "failed"  # listing failed after retries
+    NOT_ATTEMPTED = "not-attempted"  # the invocation deadline came first
+
+
+class Action(BaseModel):
+    """What was done (or not) about one (cluster, uid)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    cluster_id: str
+    cluster_name: str = ""
+    uid: str
+    account_name: str
+    account_type: str
+    account_state: str | None = None
+    status: ActionStatus
+    reason: str
+    force: bool | None = None
+    error_code: str | None = None
+    request_id: str | None = None
+
+
+class ClusterIssue(BaseModel):
+    """A cluster that was not (fully) looked at, and why. A result never omits one silently."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    cluster_id: str
+    cluster_name: str = ""
+    status: ClusterStatus
+    reason: str
+    error_code: str | None = None
+
+
+class RevocationResult(BaseModel):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    event_id: str | None = None
+    event_name: str | None = None
+    kind: EventKind | None = None
+    outcome: Outcome
+    reason: str = ""
+    mode: str
+    principal: Principal | None = None
+    actions: list[Action] = Field(default_factory=list)
+    clusters: list[ClusterIssue] = Field(default_factory=list, description="Clusters skipped, failed or not attempted.")
+    clusters_scanned: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    duration_ms: int = 0
+
+    @property
+    def needs_retry(self) -> bool:
+        """Some work failed transiently or was not attempted: Function Compute should run it again."""
+        return any(a.status is ActionStatus.FAILED for a in self.actions) or any(
+            c.status in (ClusterStatus.FAILED, ClusterStatus.NOT_ATTEMPTED) for c in self.clusters
+        )
+
+
+class BatchResult(BaseModel):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    outcome: Outcome
+    results: list[RevocationResult]
+    counts: dict[str, int] = Field(default_factory=dict)
+    duration_ms: int = 0
+
+
+def count_actions(actions: list[Action]) -> dict[str, int]:
+    counts = {status.value: 0 for status in ActionStatus}
+    for action in actions:
+        counts[action.status.value] += 1
+    return counts
