@@ -136,9 +136,15 @@ def _status_inactive(params: Mapping[str, Any]) -> str | None:
 
 SUPPORTED_EVENTS: tuple[SupportedEvent, ...] = (
     SupportedEvent("Ram", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserName"),
-    SupportedEvent("Ims", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"),
     SupportedEvent(
-        "Ims", "DeleteUserInRecycleBin", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"
+        "Ims", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"
+    ),
+    SupportedEvent(
+        "Ims",
+        "DeleteUserInRecycleBin",
+        EventKind.DELETED,
+        PrincipalType.RAM_USER,
+        "UserPrincipalName or UserId",
     ),
     SupportedEvent("Ram", "DeleteRole", EventKind.DELETED, PrincipalType.RAM_ROLE, "RoleName"),
     SupportedEvent(
@@ -150,7 +156,9 @@ SUPPORTED_EVENTS: tuple[SupportedEvent, ...] = (
         _status_inactive,
     ),
     SupportedEvent("Ram", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserName"),
-    SupportedEvent("Ims", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserPrincipalName"),
+    SupportedEvent(
+        "Ims", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserPrincipalName"
+    ),
 )
 _BY_KEY = {(e.service.lower(), e.event_name): e for e in SUPPORTED_EVENTS}
 _SOURCES = {"ram.aliyuncs.com": "ram", "ims.aliyuncs.com": "ims", "ims-share.aliyuncs.com": "ims"}
@@ -203,11 +211,14 @@ def from_record(record: ActionTrailRecord, *, account_id: str | None = None) -> 
     """Decide what an ActionTrail record asks for."""
     ids = {"event_id": record.eventId, "event_name": record.eventName}
     if record.errorCode:
-        return Ignored(f"the {record.eventName} call failed ({record.errorCode}): nothing was deleted or locked", **ids)
+        return Ignored(
+            f"the {record.eventName} call failed ({record.errorCode}): nothing was deleted or locked", **ids
+        )
     event = _BY_KEY.get((_service_of(record), record.eventName))
     if event is None:
         return Ignored(
-            f"{record.serviceName or record.eventSource or '?'} {record.eventName} is not a supported event", **ids
+            f"{record.serviceName or record.eventSource or '?'} {record.eventName} is not a supported event",
+            **ids,
         )
     if event.condition is not None and (why := event.condition(record.requestParameters or {})):
         return Ignored(why, **ids)
@@ -238,7 +249,9 @@ def parse_one(item: Any) -> Parsed:
                 event_id=manual.id,
                 event_name="ManualRevoke",
                 kind=manual.kind,
-                principal=Principal(type=manual.principal.type, name=manual.principal.name, uid=manual.principal.uid),
+                principal=Principal(
+                    type=manual.principal.type, name=manual.principal.name, uid=manual.principal.uid
+                ),
                 dry_run=manual.dryRun,
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):

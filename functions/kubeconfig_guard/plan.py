@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
 
 from .models import AccountState, AccountType, Cluster, KubeconfigState
 from .principal import EventKind, Principal, PrincipalType
@@ -83,7 +84,7 @@ def group_candidates(region: str, cluster: Cluster, states: Iterable[KubeconfigS
     return [Candidate(region, cluster, uid, tuple(group)) for uid, group in by_uid.items()]
 
 
-def action_for(candidate: Candidate, status: ActionStatus, reason: str, **extra: object) -> Action:
+def action_for(candidate: Candidate, status: ActionStatus, reason: str, **extra: Any) -> Action:
     state = candidate.states[0]
     return Action(
         region=candidate.region,
@@ -95,7 +96,7 @@ def action_for(candidate: Candidate, status: ActionStatus, reason: str, **extra:
         account_state=state.account_state.value if state.account_state else None,
         status=status,
         reason=reason,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -104,7 +105,10 @@ def refusal(candidate: Candidate, kind: EventKind, policy: SafetyPolicy) -> str 
     states = candidate.states
     if not candidate.uid:
         return "the kubeconfig state has no account id"
-    if any(s.account_type is AccountType.ROOT_ACCOUNT for s in states) or candidate.uid == policy.root_account_id:
+    if (
+        any(s.account_type is AccountType.ROOT_ACCOUNT for s in states)
+        or candidate.uid == policy.root_account_id
+    ):
         return "the root account is never revoked (ACK refuses it too)"
     if candidate.uid in policy.caller_uids:
         return "this is kubeconfig-guard's own identity: never revoked (ACK refuses it too)"
@@ -139,7 +143,8 @@ def plan_revocations(candidates: Sequence[Candidate], kind: EventKind, policy: S
         plan.decided += [action_for(c, ActionStatus.SKIPPED, reason) for c in allowed]
     elif policy.dry_run:
         plan.decided += [
-            action_for(c, ActionStatus.WOULD_REVOKE, "dry-run: would revoke", force=plan.force) for c in allowed
+            action_for(c, ActionStatus.WOULD_REVOKE, "dry-run: would revoke", force=plan.force)
+            for c in allowed
         ]
     else:
         plan.to_revoke = allowed

@@ -24,7 +24,9 @@ class Principal(BaseModel):
 
     type: PrincipalType
     name: str | None = Field(None, description="RAM user name or role name.")
-    upn: str | None = Field(None, description="User principal name, e.g. alice@5000000000000001.onaliyun.com.")
+    upn: str | None = Field(
+        None, description="User principal name, e.g. alice@5000000000000001.onaliyun.com."
+    )
     uid: str | None = Field(None, description="RAM user or role id.")
 
     def describe(self) -> str:

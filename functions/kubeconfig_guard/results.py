@@ -77,7 +77,9 @@ class RevocationResult(BaseModel):
     mode: str
     principal: Principal | None = None
     actions: list[Action] = Field(default_factory=list)
-    clusters: list[ClusterIssue] = Field(default_factory=list, description="Clusters skipped, failed or not attempted.")
+    clusters: list[ClusterIssue] = Field(
+        default_factory=list, description="Clusters skipped, failed or not attempted."
+    )
     clusters_scanned: int = 0
     counts: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0

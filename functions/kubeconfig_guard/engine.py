@@ -1,0 +1,212 @@
+"""The event path: find a principal's kubeconfigs on every watched cluster and revoke them.
+
+parsed request -> listings (shared, fresh) -> candidates (matching) -> plan (safety
+rules, pure) -> executor (Clean calls) -> result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .client import AckClient
+from .errors import AckApiError
+from .events import RevocationRequest
+from .executor import execute
+from .inventory import Inventory
+from .logs import log_fields
+from .models import Cluster, cluster_unreachable_reason
+from .plan import Candidate, SafetyPolicy, group_candidates, matches, plan_revocations
+from .principal import Principal
+from .results import (
+    ActionStatus,
+    ClusterIssue,
+    ClusterStatus,
+    Outcome,
+    RevocationResult,
+    count_actions,
+)
+from .settings import Mode, Settings
+
+log = logging.getLogger("kubeconfig_guard.engine")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When to stop starting new work (monotonic seconds); None: no deadline."""
+
+    at: float | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def near(self) -> bool:
+        return self.at is not None and self.clock() >= self.at
+
+
+def safety_policy(
+    settings: Settings, *, dry_run: bool, root_account_id: str | None, caller_uids: frozenset[str]
+) -> SafetyPolicy:
+    return SafetyPolicy(
+        protected_principals=tuple(settings.protected_principals),
+        root_account_id=root_account_id,
+        caller_uids=caller_uids,
+        force_on_delete=settings.force_on_delete,
+        force_on_lock=settings.force_on_lock,
+        dry_run=dry_run,
+        max_revocations=settings.max_revocations,
+    )
+
+
+class Engine:
+    """The shared core of both functions: one client, one inventory, one settings object."""
+
+    def __init__(
+        self, settings: Settings, client: AckClient, *, caller_uids: frozenset[str] = frozenset()
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.inventory = Inventory(client, ttl=settings.listing_ttl_seconds)
+        self.caller_uids = caller_uids
+
+    async def revoke(
+        self, request: RevocationRequest, *, deadline: Deadline | None = None
+    ) -> RevocationResult:
+        """Revoke the kubeconfigs of the principal a parsed event names."""
+        started = time.monotonic()
+        deadline = deadline or Deadline()
+        dry_run = self.settings.mode is Mode.DRY_RUN or request.dry_run
+        context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
+        issues: list[ClusterIssue] = []
+
+        clusters = await self._watched_clusters(started, issues)
+        found = await asyncio.gather(
+            *(
+                self._candidates(region, cluster, request.principal, started, deadline)
+                for region, cluster in clusters
+            )
+        )
+        candidates: list[Candidate] = []
+        scanned = 0
+        for item in found:
+            if isinstance(item, ClusterIssue):
+                issues.append(item)
+            else:
+                scanned += 1
+                candidates += item
+
+        policy = safety_policy(
+            self.settings, dry_run=dry_run, root_account_id=request.account_id, caller_uids=self.caller_uids
+        )
+        plan = plan_revocations(candidates, request.kind, policy)
+        actions = list(plan.decided)
+        actions += await execute(
+            self.client,
+            self.inventory,
+            plan.to_revoke,
+            force=plan.force,
+            out_of_time=deadline.near,
+            context=context,
+        )
+        actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
+        issues.sort(key=lambda c: (c.region, c.cluster_id))
+
+        result = RevocationResult(
+            event_id=request.event_id,
+            event_name=request.event_name,
+            kind=request.kind,
+            outcome=Outcome.OK,
+            mode=Mode.DRY_RUN.value if dry_run else Mode.ENFORCE.value,
+            principal=request.principal,
+            actions=actions,
+            clusters=issues,
+            clusters_scanned=scanned,
+            counts=count_actions(actions),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        result.outcome, result.reason = _outcome(result, plan.limit_exceeded, request.principal)
+        for action in plan.decided:
+            if action.status is not ActionStatus.REVOKED:
+                log_fields(
+                    log, f"kubeconfig {action.status.value}", **context, **action.model_dump(mode="json")
+                )
+        return result
+
+    async def _watched_clusters(
+        self, started: float, issues: list[ClusterIssue]
+    ) -> list[tuple[str, Cluster]]:
+        regions = self.settings.watched_regions()
+        listings = await asyncio.gather(
+            *(self.inventory.clusters(r, self.inventory.shared_since(started)) for r in regions),
+            return_exceptions=True,
+        )
+        clusters: list[tuple[str, Cluster]] = []
+        for region, listing in zip(regions, listings, strict=True):
+            if isinstance(listing, AckApiError):
+                issues.append(
+                    ClusterIssue(
+                        region=region,
+                        cluster_id="*",
+                        status=ClusterStatus.FAILED,
+                        reason=f"listing the clusters of {region} failed: {listing.code}: {listing.message}",
+                        error_code=listing.code,
+                    )
+                )
+                continue
+            if isinstance(listing, BaseException):
+                raise listing
+            for cluster in listing.value:
+                # Regions outside the configured list are never touched, whatever the API returns.
+                if not cluster.region_id or cluster.region_id == region:
+                    clusters.append((region, cluster))
+        return clusters
+
+    async def _candidates(
+        self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
+    ) -> list[Candidate] | ClusterIssue:
+        def issue(status: ClusterStatus, reason: str, code: str | None = None) -> ClusterIssue:
+            return ClusterIssue(
+                region=region,
+                cluster_id=cluster.cluster_id,
+                cluster_name=cluster.name,
+                status=status,
+                reason=reason,
+                error_code=code,
+            )
+
+        if why := cluster_unreachable_reason(cluster):
+            return issue(ClusterStatus.SKIPPED, why)
+        if deadline.near():
+            return issue(ClusterStatus.NOT_ATTEMPTED, "the invocation deadline was near")
+        try:
+            listing = await self.inventory.states(
+                region, cluster.cluster_id, self.inventory.shared_since(started)
+            )
+            matched = [s for s in listing.value if matches(principal, s)]
+            if matched and listing.started_at < started:
+                # A shared listing found candidates, but it predates this event: decide on a fresh one.
+                listing = await self.inventory.states(region, cluster.cluster_id, started)
+                matched = [s for s in listing.value if matches(principal, s)]
+        except AckApiError as error:
+            if error.not_found:
+                return issue(ClusterStatus.SKIPPED, "the cluster no longer exists", error.code)
+            return issue(
+                ClusterStatus.FAILED, f"listing kubeconfigs failed: {error.code}: {error.message}", error.code
+            )
+        return group_candidates(region, cluster, matched)
+
+
+def _outcome(result: RevocationResult, limit_exceeded: bool, principal: Principal) -> tuple[Outcome, str]:
+    counts = result.counts
+    who = principal.describe()
+    if limit_exceeded:
+        return Outcome.LIMIT_EXCEEDED, f"{who}: more revocations than the blast-radius limit; none revoked"
+    if result.needs_retry:
+        failed = counts.get("failed", 0)
+        clusters = sum(1 for c in result.clusters if c.status is not ClusterStatus.SKIPPED)
+        return Outcome.PARTIAL, f"{who}: {failed} revocations failed and {clusters} clusters were not scanned"
+    if not result.actions:
+        return Outcome.OK, f"{who}: no kubeconfig found on {result.clusters_scanned} clusters"
+    done = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return Outcome.OK, f"{who}: {done}"

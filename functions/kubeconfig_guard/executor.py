@@ -1,0 +1,80 @@
+"""Carry out a plan: one CleanClusterUserPermissions call per (cluster, uid).
+
+Maps every API answer to an action status. With ``Force=false`` ACK refuses while
+the kubeconfig was used in the last 7 days or its access records cannot be read:
+that is ``deferred`` (the daily summary or a later event retries), not a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .client import AckClient
+from .errors import AckApiError
+from .inventory import Inventory
+from .logs import log_action
+from .plan import Candidate, action_for
+from .results import Action, ActionStatus
+
+log = logging.getLogger("kubeconfig_guard.executor")
+
+# ACK refuses these outright; retrying or forcing cannot help.
+REFUSED_IDENTITY_CODES = {
+    "ErrorRootAccountNotAllowed": "ACK refuses to revoke the root account",
+    "ErrorSelfRevokeNotAllowed": "ACK refuses to revoke the identity that calls it (kubeconfig-guard's own)",
+}
+
+
+def action_for_error(candidate: Candidate, error: AckApiError, force: bool) -> Action:
+    extra = {"force": force, "error_code": error.code, "request_id": error.request_id}
+    if error.not_found:
+        return action_for(
+            candidate, ActionStatus.SKIPPED, "the cluster no longer exists: nothing left to revoke", **extra
+        )
+    if error.code in REFUSED_IDENTITY_CODES:
+        return action_for(candidate, ActionStatus.SKIPPED, REFUSED_IDENTITY_CODES[error.code], **extra)
+    if not error.transient and not force and 400 <= error.status < 500:
+        return action_for(
+            candidate,
+            ActionStatus.DEFERRED,
+            f"ACK refused a Force=false revocation: {error.message} (recent access within 7 days, or "
+            "access records unreadable); retried by the daily summary",
+            **extra,
+        )
+    retry = "retried by Function Compute" if error.transient else "not retryable"
+    return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {error.message} ({retry})", **extra)
+
+
+async def execute(
+    client: AckClient,
+    inventory: Inventory | None,
+    candidates: list[Candidate],
+    *,
+    force: bool,
+    out_of_time: Callable[[], bool],
+    context: dict[str, object] | None = None,
+) -> list[Action]:
+    """Revoke every candidate concurrently (the client enforces the concurrency cap)."""
+
+    async def revoke(candidate: Candidate) -> Action:
+        if out_of_time():
+            action = action_for(
+                candidate, ActionStatus.FAILED, "not attempted: the invocation deadline was near", force=force
+            )
+        else:
+            try:
+                await client.clean_user_permissions(
+                    candidate.region, candidate.cluster.cluster_id, candidate.uid, force=force
+                )
+                action = action_for(candidate, ActionStatus.REVOKED, "kubeconfigs revoked", force=force)
+            except AckApiError as error:
+                action = action_for_error(candidate, error, force)
+            finally:
+                if inventory is not None:
+                    inventory.invalidate_cluster(candidate.cluster.cluster_id)
+        log_action(log, action, context)
+        return action
+
+    return list(await asyncio.gather(*(revoke(c) for c in candidates)))

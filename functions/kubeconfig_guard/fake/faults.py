@@ -1,0 +1,162 @@
+"""Opt-in fault injection for the fake ACK, decided in one place for both front ends.
+
+Configure per operation (or a default for all operations)::
+
+    backend.faults.set(None, FaultSpec(latency_seconds=0.02))              # every operation
+    backend.faults.set("CleanClusterUserPermissions", FaultSpec(reset_rate=1.0))
+    backend.faults.set("ListClusterKubeconfigStates", FaultSpec(rate_limit_rps=50, burst=10))
+
+Every fault but "reset" is decided before the operation runs; a reset with
+``reset_after_apply=True`` (the default) happens after the operation was applied:
+the write happened but the client never sees the answer.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+FaultKind = Literal["hang", "slow", "reset"]
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What can go wrong with one operation (all off by default).
+
+    - ``latency_seconds``: added to every request.
+    - ``rate_limit_rps`` / ``burst``: a token bucket per operation; requests beyond it get
+      HTTP 429 ``Throttling.User``. ``burst`` defaults to ``max(1, rate_limit_rps)``.
+    - ``error_rate_5xx``: share of requests answered 503 ``ServiceUnavailable`` or 500
+      ``InternalError`` (operation not applied).
+    - ``hang_rate`` / ``hang_seconds``: share of requests never answered; the connection is
+      closed after ``hang_seconds`` (operation not applied).
+    - ``reset_rate`` / ``reset_after_apply``: share of connections reset mid-response
+      (after the operation was applied), or reset before it was applied.
+    - ``slow_rate`` / ``slow_seconds``: share of responses delayed by ``slow_seconds``
+      (operation applied first, so a client timeout does not mean "not done").
+    """
+
+    latency_seconds: float = 0.0
+    rate_limit_rps: float | None = None
+    burst: float | None = None
+    error_rate_5xx: float = 0.0
+    hang_rate: float = 0.0
+    hang_seconds: float = 30.0
+    reset_rate: float = 0.0
+    reset_after_apply: bool = True
+    slow_rate: float = 0.0
+    slow_seconds: float = 30.0
+
+
+NO_FAULTS = FaultSpec()
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    """The faults chosen for one request; front ends carry out delays, hangs and resets."""
+
+    latency_seconds: float = 0.0
+    throttled: bool = False
+    error_status: int | None = None  # 500 or 503
+    kind: FaultKind | None = None
+    seconds: float = 0.0  # hang or slow duration
+    reset_after_apply: bool = True
+
+
+NO_DECISION = FaultDecision()
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class FaultInjector:
+    """Per-operation fault specs, a seeded random source, token buckets and fault counters.
+
+    ``counts`` keys: ``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._specs: dict[str | None, FaultSpec] = {}
+        self._buckets: dict[str, _TokenBucket] = {}
+        self._random = random.Random(seed)
+        self.counts: Counter[str] = Counter()
+
+    def set(self, operation: str | None, spec: FaultSpec | None) -> None:
+        """Set (or with None remove) the spec of one operation, or the default when ``operation`` is None."""
+        with self._lock:
+            if spec is None:
+                self._specs.pop(operation, None)
+            else:
+                self._specs[operation] = spec
+            self._buckets.clear()
+
+    def clear(self) -> None:
+        """Remove every spec (counters are kept)."""
+        with self._lock:
+            self._specs.clear()
+            self._buckets.clear()
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._random.seed(seed)
+
+    def spec_for(self, operation: str) -> FaultSpec:
+        """The operation's own spec, else the default spec, else no faults."""
+        return self._specs.get(operation) or self._specs.get(None) or NO_FAULTS
+
+    def decide(self, operation: str) -> FaultDecision:
+        """Choose the faults of one request of ``operation`` (and count them)."""
+        if not self._specs:  # fast path: no faults configured
+            return NO_DECISION
+        with self._lock:
+            spec = self.spec_for(operation)
+            if spec == NO_FAULTS:
+                return NO_DECISION
+            latency = max(0.0, spec.latency_seconds)
+            if latency:
+                self.counts["latency"] += 1
+            if spec.rate_limit_rps is not None:
+                bucket = self._buckets.get(operation)
+                if bucket is None:
+                    burst = spec.burst if spec.burst is not None else max(1.0, spec.rate_limit_rps)
+                    bucket = self._buckets[operation] = _TokenBucket(spec.rate_limit_rps, burst)
+                if not bucket.take():
+                    self.counts["throttled"] += 1
+                    return FaultDecision(latency_seconds=latency, throttled=True)
+            # One draw per kind, always in the same order: reproducible for a seed.
+            draws = [self._random.random() for _ in range(4)]
+            if draws[0] < spec.error_rate_5xx:
+                self.counts["error_5xx"] += 1
+                status = 503 if self._random.random() < 0.5 else 500
+                return FaultDecision(latency_seconds=latency, error_status=status)
+            if draws[1] < spec.hang_rate:
+                self.counts["hang"] += 1
+                return FaultDecision(latency_seconds=latency, kind="hang", seconds=spec.hang_seconds)
+            if draws[2] < spec.reset_rate:
+                self.counts["reset"] += 1
+                return FaultDecision(
+                    latency_seconds=latency, kind="reset", reset_after_apply=spec.reset_after_apply
+                )
+            if draws[3] < spec.slow_rate:
+                self.counts["slow"] += 1
+                return FaultDecision(latency_seconds=latency, kind="slow", seconds=spec.slow_seconds)
+            return FaultDecision(latency_seconds=latency) if latency else NO_DECISION

@@ -1,0 +1,96 @@
+"""Cluster and kubeconfig-state listings, shared by concurrent invocations on one instance.
+
+A burst of events (a mass offboarding) must not re-scan every cluster per event.
+Listings are single-flight: callers that ask for the same listing while it is in
+flight, or within the freshness window, share it. A caller states how fresh it
+needs the listing to be (``not_before``: the listing must have *started* after
+that time); a revocation is only decided on a listing started after its event
+arrived. A Clean invalidates that cluster's listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .client import AckClient
+from .models import Cluster, KubeconfigState
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Entry(Generic[T]):
+    started_at: float
+    task: asyncio.Future[T]
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    value: T
+    started_at: float
+
+
+def _failed(task: asyncio.Future[T]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+class _SingleFlight(Generic[T]):
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, _Entry[T]] = {}
+
+    async def get(self, key: str, not_before: float, fetch: Callable[[], Awaitable[T]]) -> Listing[T]:
+        entry = self._entries.get(key)
+        if entry is None or entry.started_at < not_before or _failed(entry.task):
+            self._sweep()
+            entry = _Entry(self._clock(), asyncio.ensure_future(fetch()))
+            self._entries[key] = entry
+            entry.task.add_done_callback(functools.partial(self._forget_failed, key, entry))
+        return Listing(await asyncio.shield(entry.task), entry.started_at)
+
+    def _forget_failed(self, key: str, entry: _Entry[T], task: asyncio.Future[T]) -> None:
+        if _failed(task) and self._entries.get(key) is entry:
+            del self._entries[key]
+
+    def _sweep(self) -> None:
+        horizon = self._clock() - self._ttl
+        for key in [k for k, e in self._entries.items() if e.task.done() and e.started_at < horizon]:
+            del self._entries[key]
+
+    def invalidate(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class Inventory:
+    """Shared, fresh-enough listings of clusters (per region) and kubeconfig states (per cluster)."""
+
+    def __init__(self, client: AckClient, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.clock = clock
+        self._clusters: _SingleFlight[list[Cluster]] = _SingleFlight(ttl, clock)
+        self._states: _SingleFlight[list[KubeconfigState]] = _SingleFlight(ttl, clock)
+
+    def shared_since(self, start: float) -> float:
+        """The oldest start time a listing may have to be shared with an invocation started at ``start``."""
+        return start - self.ttl
+
+    async def clusters(self, region: str, not_before: float) -> Listing[list[Cluster]]:
+        return await self._clusters.get(region, not_before, lambda: self.client.describe_clusters(region))
+
+    async def states(self, region: str, cluster_id: str, not_before: float) -> Listing[list[KubeconfigState]]:
+        return await self._states.get(
+            cluster_id, not_before, lambda: self.client.list_kubeconfig_states(region, cluster_id)
+        )
+
+    def invalidate_cluster(self, cluster_id: str) -> None:
+        self._states.invalidate(cluster_id)

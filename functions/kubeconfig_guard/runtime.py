@@ -1,0 +1,109 @@
+"""One engine per process, on one background event loop.
+
+Function Compute calls a Python handler from several threads at once when the
+function's instance concurrency is above 1. Every invocation submits its work to
+the same event loop, so they share one connection pool, one concurrency cap, one
+rate limiter and the single-flight listings: a burst of 50 deletions costs about
+one scan, not fifty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from .client import AckClient
+from .credentials import Credentials, CredentialsProvider, DefaultChainCredentials
+from .engine import Engine
+from .logs import register_secret
+from .settings import Settings
+
+T = TypeVar("T")
+
+
+class InvocationCredentials:
+    """The credentials of the latest invocation's context, else the default chain."""
+
+    def __init__(self, fallback: CredentialsProvider | None = None) -> None:
+        self._latest: Credentials | None = None
+        self._fallback = fallback or DefaultChainCredentials()
+
+    def update(self, credentials: Credentials | None) -> None:
+        if credentials is not None:
+            register_secret(credentials.access_key_secret.get_secret_value())
+            if credentials.security_token is not None:
+                register_secret(credentials.security_token.get_secret_value())
+            self._latest = credentials
+
+    async def get(self) -> Credentials:
+        if self._latest is not None:
+            return self._latest
+        return await self._fallback.get()
+
+
+class Runtime:
+    """A background event loop thread that owns the process's engine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credentials: CredentialsProvider | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        caller_uids: frozenset[str] = frozenset(),
+    ) -> None:
+        self.settings = settings
+        self.credentials = InvocationCredentials(credentials)
+        self._transport = transport
+        self._caller_uids = caller_uids
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kcguard-loop", daemon=True)
+        self._thread.start()
+        self.engine: Engine = self.run(self._make_engine())
+
+    async def _make_engine(self) -> Engine:
+        client = AckClient(self.settings, self.credentials, transport=self._transport)
+        return Engine(self.settings, client, caller_uids=self._caller_uids)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the engine's loop from any thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self.run(self.engine.client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_default: Runtime | None = None
+_default_lock = threading.Lock()
+
+
+def default_runtime() -> Runtime:
+    """The process-wide runtime, built from the environment on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Runtime(Settings())
+        return _default
+
+
+def install(runtime: Runtime | None) -> Runtime | None:
+    """Replace the process-wide runtime (local runs and tests); returns the previous one."""
+    global _default
+    with _default_lock:
+        previous, _default = _default, runtime
+        return previous
