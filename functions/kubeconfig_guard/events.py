@@ -25,6 +25,8 @@ from .principal import EventKind, Principal, PrincipalType
 MAX_EVENT_BYTES = 1_000_000
 MAX_NAME_LENGTH = 256
 MAX_BATCH = 500
+# EventBridge types of ActionTrail events that are acted on (AliyunServiceEvent is not).
+ACTED_ON_TYPES = (":ActionTrail:ApiCall", ":ActionTrail:ConsoleOperation")
 
 
 class ActionTrailRecord(BaseModel):
@@ -256,6 +258,12 @@ def parse_one(item: Any) -> Parsed:
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):
             envelope = CloudEvent.model_validate(item)
+            if envelope.type and ":ActionTrail:" in envelope.type and not envelope.type.endswith(ACTED_ON_TYPES):
+                return Ignored(
+                    f"event type {envelope.type} is not an API call or console operation",
+                    envelope.id,
+                    envelope.data.eventName,
+                )
             parsed = from_record(envelope.data, account_id=_clean(envelope.aliyunaccountid))
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
