@@ -1,0 +1,1 @@
+"""A moto-style fake of the ACK OpenAPI (placeholder; completed below)."""

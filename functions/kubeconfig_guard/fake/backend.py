@@ -1,0 +1,441 @@
+"""The state and business rules of the fake ACK (no HTTP here).
+
+Every response is generated from the state, and writes change what later reads
+return: a CleanClusterUserPermissions moves the uid's kubeconfigs on the cluster
+to the cluster's recycle bin, so they no longer appear in ListClusterKubeconfigStates.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+from .faults import FaultInjector
+from .world import (
+    ClusterRecord,
+    KubeconfigRecord,
+    RegionRecord,
+    RevokedKubeconfig,
+    World,
+    format_time,
+    parse_time,
+)
+
+DESCRIBE_CLUSTERS_V1 = "DescribeClustersV1"
+LIST_CLUSTER_KUBECONFIG_STATES = "ListClusterKubeconfigStates"
+CLEAN_CLUSTER_USER_PERMISSIONS = "CleanClusterUserPermissions"
+OPERATION_NAMES = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
+
+ACCESS_CHECK_WINDOW = timedelta(days=7)
+# Cluster fields that are the fake's own bookkeeping, never returned by DescribeClustersV1.
+_PRIVATE_CLUSTER_FIELDS = frozenset({"kubeconfigs", "recycle_bin", "audit_log"})
+
+Hook = Callable[["FakeAck", str, dict[str, str]], None]
+
+
+class FakeAckError(Exception):
+    """An ACK error answer: HTTP status, ACK error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str) -> FakeAckError:
+    return FakeAckError(400, "InvalidParameter", message)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One effective CleanClusterUserPermissions (it revoked at least one kubeconfig)."""
+
+    cluster_id: str
+    uid: str
+    force: bool
+    time: str
+    revoked: int
+
+
+@dataclass(frozen=True)
+class CleanCall:
+    """One CleanClusterUserPermissions call and its outcome: ``revoked``, ``noop`` or an error code."""
+
+    cluster_id: str
+    uid: str
+    force: bool
+    time: str
+    outcome: str
+
+
+@dataclass
+class _Cluster:
+    region_id: str
+    record: ClusterRecord
+
+
+class FakeAck:
+    """The fake ACK's state: regions, clusters, kubeconfigs, recycle bins, clock and counters.
+
+    Thread-safe (one re-entrant lock). The accepted key pair is read from
+    ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (default: the
+    documented demo pair) and ``ALIBABA_CLOUD_SECURITY_TOKEN`` at construction.
+    """
+
+    def __init__(
+        self,
+        world: World | None = None,
+        *,
+        verify_signatures: bool = True,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        security_token: str | None = None,
+        fault_seed: int = 0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.verify_signatures = verify_signatures
+        self.access_key_id = (
+            access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or DEMO_ACCESS_KEY_ID
+        )
+        self.access_key_secret = (
+            access_key_secret or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET
+        )
+        self.security_token = security_token or os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None
+        self.account_id = ""
+        self.caller_uid = ""
+        self._clusters: dict[str, _Cluster] = {}
+        self._region_order: list[str] = []
+        self._pinned_now: datetime | None = None
+        self._world_extra: dict[str, Any] = {}
+        self.calls: Counter[str] = Counter()
+        self.revocations: list[Revocation] = []
+        self.clean_calls: list[CleanCall] = []
+        self.hooks: list[Hook] = []
+        self.faults = FaultInjector(fault_seed)
+        self.from_world(world or World())
+
+    # --- world -------------------------------------------------------------------------
+
+    def from_world(self, world: World) -> None:
+        """Replace the whole state by a copy of ``world`` (counters and hooks are kept)."""
+        world = world.model_copy(deep=True)
+        with self._lock:
+            self.account_id = world.account_id
+            self.caller_uid = world.caller_uid
+            self._pinned_now = parse_time(world.now) if world.now else None
+            self._world_extra = dict(world.model_extra or {})
+            self._clusters = {}
+            self._region_order = list(world.regions)
+            for region_id, region in world.regions.items():
+                for cluster in region.clusters:
+                    if cluster.cluster_id in self._clusters:
+                        raise ValueError(f"duplicate cluster_id {cluster.cluster_id!r} in the world")
+                    self._clusters[cluster.cluster_id] = _Cluster(region_id, cluster)
+
+    def to_world(self) -> World:
+        """A deep copy of the current state, recycle bins included (``dump_world`` writes it)."""
+        with self._lock:
+            regions: dict[str, RegionRecord] = {name: RegionRecord() for name in self._region_order}
+            for entry in self._clusters.values():
+                regions.setdefault(entry.region_id, RegionRecord()).clusters.append(
+                    entry.record.model_copy(deep=True)
+                )
+            return World(
+                account_id=self.account_id,
+                caller_uid=self.caller_uid,
+                now=format_time(self._pinned_now) if self._pinned_now else None,
+                regions=regions,
+                **self._world_extra,
+            )
+
+    # --- clock -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The fake's clock: pinned (world ``now``) or the real UTC time."""
+        pinned = self._pinned_now
+        return pinned if pinned is not None else datetime.now(timezone.utc)
+
+    def set_now(self, when: datetime | str | None) -> None:
+        """Pin the clock to ``when`` (None: real time again)."""
+        with self._lock:
+            self._pinned_now = parse_time(when) if isinstance(when, str) else when
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (pinning it)."""
+        with self._lock:
+            self._pinned_now = self.now() + timedelta(seconds=seconds)
+
+    @property
+    def fault_counts(self) -> Counter[str]:
+        """Injected faults per kind (``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``)."""
+        return self.faults.counts
+
+    # --- lookups -----------------------------------------------------------------------
+
+    def _cluster(self, cluster_id: str) -> _Cluster:
+        entry = self._clusters.get(cluster_id)
+        if entry is None:
+            raise FakeAckError(404, "ErrorClusterNotFound", f"cluster {cluster_id} not found")
+        return entry
+
+    def cluster(self, cluster_id: str) -> ClusterRecord:
+        """A copy of one cluster's record (raises FakeAckError 404 when unknown)."""
+        with self._lock:
+            return self._cluster(cluster_id).record.model_copy(deep=True)
+
+    def kubeconfigs(self, cluster_id: str) -> list[KubeconfigRecord]:
+        """Copies of the cluster's issued (not revoked) kubeconfigs."""
+        with self._lock:
+            return [k.model_copy() for k in self._cluster(cluster_id).record.kubeconfigs]
+
+    def recycle_bin(self, cluster_id: str) -> list[RevokedKubeconfig]:
+        with self._lock:
+            return [k.model_copy() for k in self._cluster(cluster_id).record.recycle_bin]
+
+    def cluster_ids(self, region_id: str | None = None) -> list[str]:
+        with self._lock:
+            return [cid for cid, e in self._clusters.items() if region_id is None or e.region_id == region_id]
+
+    # --- operations --------------------------------------------------------------------
+
+    def describe_clusters(
+        self, region_id: str | None = None, page_number: int = 1, page_size: int = 10
+    ) -> dict[str, Any]:
+        """DescribeClustersV1: the clusters of a region (all regions when None), one page."""
+        if page_number < 1:
+            raise _invalid(f"page_number must be >= 1, got {page_number}")
+        if not 1 <= page_size <= 100:
+            raise _invalid(f"page_size must be between 1 and 100, got {page_size}")
+        with self._lock:
+            selected = [e for e in self._clusters.values() if not region_id or e.region_id == region_id]
+            start = (page_number - 1) * page_size
+            clusters = [self._describe(e) for e in selected[start : start + page_size]]
+            total = len(selected)
+        return {
+            "clusters": clusters,
+            "page_info": {"page_number": page_number, "page_size": page_size, "total_count": total},
+        }
+
+    @staticmethod
+    def _describe(entry: _Cluster) -> dict[str, Any]:
+        record = entry.record
+        item: dict[str, Any] = {
+            "cluster_id": record.cluster_id,
+            "name": record.name,
+            "region_id": entry.region_id,
+            "cluster_type": record.cluster_type,
+            "state": record.state,
+        }
+        for key, value in (record.model_extra or {}).items():
+            if key not in _PRIVATE_CLUSTER_FIELDS:
+                item.setdefault(key, value)
+        return item
+
+    def list_kubeconfig_states(
+        self, cluster_id: str, page_number: int = 1, page_size: int = 10
+    ) -> dict[str, Any]:
+        """ListClusterKubeconfigStates: one page of the cluster's issued kubeconfigs."""
+        with self._lock:
+            entry = self._cluster(cluster_id)
+            if page_number < 1:
+                raise _invalid(f"pageNumber must be >= 1, got {page_number}")
+            if not 10 <= page_size <= 50:
+                raise _invalid(f"pageSize must be between 10 and 50, got {page_size}")
+            kubeconfigs = entry.record.kubeconfigs
+            start = (page_number - 1) * page_size
+            states = [k.state() for k in kubeconfigs[start : start + page_size]]
+            total = len(kubeconfigs)
+        return {
+            "states": states,
+            "page": {"page_number": page_number, "page_size": page_size, "total_count": total},
+        }
+
+    def clean_user_permissions(self, cluster_id: str, uid: str, force: bool = False) -> dict[str, Any]:
+        """CleanClusterUserPermissions: revoke the uid's kubeconfigs on the cluster.
+
+        Refused for the Alibaba Cloud account and for the caller. With ``force=False``
+        refused when the cluster's access records cannot be read (``audit_log: false``)
+        or the uid used one of its kubeconfigs within the previous 7 days. Revoked
+        kubeconfigs move to the recycle bin; non-revokable ones stay. Nothing issued:
+        success, no change.
+        """
+        with self._lock:
+            stamp = format_time(self.now())
+            try:
+                outcome = self._clean(cluster_id, uid, force, stamp)
+            except FakeAckError as exc:
+                self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, exc.code))
+                raise
+            self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, outcome))
+        return {}
+
+    def _clean(self, cluster_id: str, uid: str, force: bool, stamp: str) -> str:
+        entry = self._cluster(cluster_id)
+        record = entry.record
+        mine = [k for k in record.kubeconfigs if k.account_id == uid]
+        if uid == self.account_id or any(k.account_type == "RootAccount" for k in mine):
+            raise FakeAckError(
+                400,
+                "ErrorRootAccountNotAllowed",
+                "You cannot revoke the permissions of an Alibaba Cloud account.",
+            )
+        if uid == self.caller_uid:
+            raise FakeAckError(
+                400,
+                "ErrorSelfRevokeNotAllowed",
+                "You cannot revoke the permissions of the account that you use to call this operation.",
+            )
+        revokable = [k for k in mine if k.revokable]
+        if not revokable:
+            return "noop"
+        if not force:
+            if not record.audit_log:
+                raise FakeAckError(
+                    400,
+                    "ErrorAuditLogUnavailable",
+                    "The cluster access records of the previous 7 days cannot be retrieved; "
+                    "set Force=true to delete the kubeconfig files without the check.",
+                )
+            since = self.now() - ACCESS_CHECK_WINDOW
+            for k in mine:
+                if k.last_access and parse_time(k.last_access) >= since:
+                    raise FakeAckError(
+                        400,
+                        "ErrorKubeconfigInUse",
+                        f"The kubeconfig of {uid} was used to access the cluster within the previous "
+                        "7 days; set Force=true to delete it anyway.",
+                    )
+        record.kubeconfigs = [k for k in record.kubeconfigs if not (k.account_id == uid and k.revokable)]
+        for k in revokable:
+            record.recycle_bin.append(RevokedKubeconfig(**k.model_dump(), revoked_at=stamp, force=force))
+        self.revocations.append(Revocation(cluster_id, uid, force, stamp, len(revokable)))
+        return "revoked"
+
+    # --- request entry point -------------------------------------------------------------
+
+    def invoke(self, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """Run one operation from decoded request parameters (strings), hooks first.
+
+        ``params`` keys: DescribeClustersV1 ``region_id``/``page_number``/``page_size``;
+        ListClusterKubeconfigStates ``ClusterId``/``pageNumber``/``pageSize``;
+        CleanClusterUserPermissions ``ClusterId``/``Uid``/``Force``.
+        """
+        args = dict(params)
+        for hook in list(self.hooks):
+            hook(self, operation, args)
+        if operation == DESCRIBE_CLUSTERS_V1:
+            return self.describe_clusters(
+                args.get("region_id") or None,
+                _int_param(args, "page_number", 1),
+                _int_param(args, "page_size", 10),
+            )
+        if operation == LIST_CLUSTER_KUBECONFIG_STATES:
+            return self.list_kubeconfig_states(
+                args["ClusterId"], _int_param(args, "pageNumber", 1), _int_param(args, "pageSize", 10)
+            )
+        if operation == CLEAN_CLUSTER_USER_PERMISSIONS:
+            with self._lock:
+                self._cluster(args["ClusterId"])  # 404 before parameter errors
+            return self.clean_user_permissions(args["ClusterId"], args["Uid"], _bool_param(args, "Force"))
+        raise FakeAckError(404, "InvalidAction.NotFound", f"unknown operation {operation}")
+
+    # --- mutators for tests ------------------------------------------------------------
+
+    def add_cluster(self, region_id: str, cluster: ClusterRecord | Mapping[str, Any]) -> None:
+        record = (
+            cluster.model_copy(deep=True)
+            if isinstance(cluster, ClusterRecord)
+            else ClusterRecord.model_validate(cluster)
+        )
+        with self._lock:
+            if record.cluster_id in self._clusters:
+                raise ValueError(f"cluster {record.cluster_id!r} exists")
+            if region_id not in self._region_order:
+                self._region_order.append(region_id)
+            self._clusters[record.cluster_id] = _Cluster(region_id, record)
+
+    def add_kubeconfig(
+        self, cluster_id: str, state: KubeconfigRecord | Mapping[str, Any], *, index: int | None = None
+    ) -> None:
+        """Issue a kubeconfig (appended, or inserted at ``index`` to shift later pages)."""
+        record = (
+            state.model_copy()
+            if isinstance(state, KubeconfigRecord)
+            else KubeconfigRecord.model_validate(state)
+        )
+        with self._lock:
+            kubeconfigs = self._cluster(cluster_id).record.kubeconfigs
+            kubeconfigs.insert(len(kubeconfigs) if index is None else index, record)
+
+    def remove_kubeconfig(self, cluster_id: str, account_id: str) -> int:
+        """Remove the account's kubeconfigs from the cluster (no recycle bin); how many were removed."""
+        with self._lock:
+            record = self._cluster(cluster_id).record
+            before = len(record.kubeconfigs)
+            record.kubeconfigs = [k for k in record.kubeconfigs if k.account_id != account_id]
+            return before - len(record.kubeconfigs)
+
+    def update_kubeconfigs(self, cluster_id: str | None, account_id: str, **fields: Any) -> int:
+        """Change fields (``account_state``, ``last_access``...) of the account's kubeconfigs.
+
+        On one cluster, or on every cluster when ``cluster_id`` is None; returns how many changed.
+        """
+        with self._lock:
+            entries = [self._cluster(cluster_id)] if cluster_id else list(self._clusters.values())
+            changed = 0
+            for entry in entries:
+                for k in entry.record.kubeconfigs:
+                    if k.account_id == account_id:
+                        for name, value in fields.items():
+                            setattr(k, name, value)
+                        changed += 1
+            return changed
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        """The cluster disappears: every later operation on it is 404."""
+        with self._lock:
+            self._cluster(cluster_id)
+            del self._clusters[cluster_id]
+
+    def set_cluster_state(self, cluster_id: str, state: str) -> None:
+        with self._lock:
+            self._cluster(cluster_id).record.state = state
+
+    def set_audit_log(self, cluster_id: str, available: bool) -> None:
+        with self._lock:
+            self._cluster(cluster_id).record.audit_log = available
+
+    def reset_counters(self) -> None:
+        """Forget calls, revocations, Clean calls and fault counts."""
+        with self._lock:
+            self.calls.clear()
+            self.revocations.clear()
+            self.clean_calls.clear()
+            self.faults.counts.clear()
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise _invalid(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool_param(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return False
+    lowered = raw.lower()
+    if lowered not in ("true", "false"):
+        raise _invalid(f"{name} must be true or false, got {raw!r}")
+    return lowered == "true"

@@ -1,0 +1,279 @@
+"""The wire layer of the fake ACK: HTTP request in, HTTP response out, nothing else.
+
+``handle`` routes the three ROA operations, verifies the ACS3-HMAC-SHA256 signature
+with the same canonicalization functions the client signs with, asks the fault
+injector what goes wrong, runs the operation on the backend and renders ACK-shaped
+JSON. Front ends (``FakeAckTransport``, ``FakeAckServer``) carry out the returned
+delays, hangs and resets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from .. import signing
+from .backend import (
+    CLEAN_CLUSTER_USER_PERMISSIONS,
+    DESCRIBE_CLUSTERS_V1,
+    LIST_CLUSTER_KUBECONFIG_STATES,
+    FakeAck,
+    FakeAckError,
+)
+from .faults import NO_DECISION, FaultDecision
+
+API_VERSION = "2015-12-15"
+JSON_CONTENT_TYPE = "application/json;charset=utf-8"
+# Headers every signed request must carry.
+REQUIRED_SIGNED_HEADERS = ("x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce")
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class WireResponse:
+    """What to answer: status, headers, body, and the fault the front end must carry out.
+
+    ``fault.kind``: ``hang`` (answer nothing), ``slow`` (answer after ``fault.seconds``),
+    ``reset`` (reset the connection: mid-response when ``fault.reset_after_apply``, else
+    before the operation ran and without any answer). ``fault.latency_seconds`` is added
+    before answering.
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fault: FaultDecision = field(default=NO_DECISION)
+    operation: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return REASONS.get(self.status, "Unknown")
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+def _json_response(
+    status: int, payload: Any, request_id: str, fault: FaultDecision, operation: str | None
+) -> WireResponse:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    headers = {"content-type": JSON_CONTENT_TYPE, "x-acs-request-id": request_id}
+    return WireResponse(status, headers, body, fault, operation)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    request_id: str | None = None,
+    fault: FaultDecision = NO_DECISION,
+    operation: str | None = None,
+) -> WireResponse:
+    """An ACK-shaped error: ``{"code", "message", "requestId", "status"}``."""
+    rid = request_id or _request_id()
+    payload = {"code": code, "message": message, "requestId": rid, "status": status}
+    return _json_response(status, payload, rid, fault, operation)
+
+
+def _route(method: str, segments: list[str]) -> tuple[str, dict[str, str]] | None:
+    """(operation, path parameters) for a method and the split path, or None."""
+    n = len(segments)
+    if method == "GET" and n == 4 and segments[1:] == ["api", "v1", "clusters"]:
+        return DESCRIBE_CLUSTERS_V1, {}
+    if (
+        method == "GET"
+        and n == 5
+        and segments[1] == "clusters"
+        and segments[3:] == ["kubeconfig", "states"]
+        and segments[2]
+    ):
+        return LIST_CLUSTER_KUBECONFIG_STATES, {"ClusterId": unquote(segments[2])}
+    if (
+        method == "DELETE"
+        and n == 6
+        and segments[1] == "cluster"
+        and segments[3] == "user"
+        and segments[5] == "permissions"
+        and segments[2]
+        and segments[4]
+    ):
+        return CLEAN_CLUSTER_USER_PERMISSIONS, {
+            "ClusterId": unquote(segments[2]),
+            "Uid": unquote(segments[4]),
+        }
+    return None
+
+
+def parse_query(raw_query: str) -> list[tuple[str, str]]:
+    """Decoded (key, value) pairs, in order (percent-decoding only: ``+`` stays ``+``)."""
+    pairs: list[tuple[str, str]] = []
+    if not raw_query:
+        return pairs
+    for item in raw_query.split("&"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def lower_headers(headers: Mapping[str, str] | list[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case header names; repeated headers are joined with ``,``."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    lowered: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    return lowered
+
+
+def _verify_signature(
+    backend: FakeAck,
+    method: str,
+    raw_path: str,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes,
+) -> tuple[int, str, str] | None:
+    """None when the request is correctly signed, else (status, code, message)."""
+    auth_value = headers.get("authorization")
+    if not auth_value:
+        return 400, "IncompleteSignature", "The request is not signed: the Authorization header is missing."
+    auth = signing.parse_authorization(auth_value)
+    if auth is None:
+        return 400, "IncompleteSignature", "The Authorization header is malformed."
+    missing = [name for name in (*REQUIRED_SIGNED_HEADERS, "x-acs-content-sha256") if name not in headers]
+    if missing:
+        return 400, "IncompleteSignature", f"Required headers are missing: {', '.join(missing)}."
+    signed_names = [name for name in auth["SignedHeaders"].split(";") if name]
+    if any(name != name.lower() for name in signed_names):
+        return 400, "IncompleteSignature", "SignedHeaders must be lower-case header names."
+    unsigned = [name for name in ("host", *REQUIRED_SIGNED_HEADERS) if name not in signed_names]
+    if unsigned:
+        return 400, "IncompleteSignature", f"Headers must be signed: {', '.join(unsigned)}."
+    absent = [name for name in signed_names if name not in headers]
+    if absent:
+        return (
+            400,
+            "IncompleteSignature",
+            f"Signed headers are missing from the request: {', '.join(absent)}.",
+        )
+    if auth["Credential"] != backend.access_key_id:
+        return 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+    if backend.security_token is not None and headers.get("x-acs-security-token") != backend.security_token:
+        return 400, "InvalidSecurityToken", "The security token you provided is invalid."
+    payload_hash = headers["x-acs-content-sha256"]
+    if not hmac.compare_digest(payload_hash.lower(), hashlib.sha256(body).hexdigest()):
+        return (
+            400,
+            "SignatureDoesNotMatch",
+            "The x-acs-content-sha256 header does not match the request body.",
+        )
+    to_sign, _ = signing.string_to_sign(method, raw_path, query, headers, signed_names, payload_hash)
+    expected = signing.signature(backend.access_key_secret, to_sign)
+    if not hmac.compare_digest(expected, auth["Signature"].strip().lower()):
+        return (
+            400,
+            "SignatureDoesNotMatch",
+            "The request signature does not conform to Aliyun standards. "
+            "Check the AccessKey secret and the canonical request.",
+        )
+    return None
+
+
+def handle(
+    backend: FakeAck,
+    method: str,
+    raw_target: str,
+    headers: Mapping[str, str] | list[tuple[str, str]],
+    body: bytes = b"",
+) -> WireResponse:
+    """Answer one HTTP request (``raw_target`` is the path and query exactly as received)."""
+    request_id = _request_id()
+    method = method.upper()
+    raw_path, _, raw_query = raw_target.partition("?")
+    routed = _route(method, raw_path.split("/"))
+    if routed is None:
+        return error_response(
+            404,
+            "InvalidAction.NotFound",
+            f"Specified api is not found, please check your url and method: {method} {raw_path}",
+            request_id=request_id,
+        )
+    operation, path_params = routed
+    backend.calls[operation] += 1
+    lowered = lower_headers(headers)
+
+    action = lowered.get("x-acs-action")
+    if action is not None and action != operation:
+        return error_response(
+            400,
+            "InvalidAction",
+            f"x-acs-action {action!r} does not match {method} {raw_path} ({operation}).",
+            request_id=request_id,
+            operation=operation,
+        )
+    version = lowered.get("x-acs-version")
+    if version is not None and version != API_VERSION:
+        return error_response(
+            400,
+            "InvalidVersion",
+            f"Specified parameter Version is not valid: {version!r} (expected {API_VERSION}).",
+            request_id=request_id,
+            operation=operation,
+        )
+    query = parse_query(raw_query)
+    if backend.verify_signatures:
+        problem = _verify_signature(backend, method, raw_path, query, lowered, body)
+        if problem is not None:
+            status, code, message = problem
+            return error_response(status, code, message, request_id=request_id, operation=operation)
+
+    decision = backend.faults.decide(operation)
+    if decision.throttled:
+        return error_response(
+            429,
+            "Throttling.User",
+            "Request was denied due to user flow control.",
+            request_id=request_id,
+            fault=decision,
+            operation=operation,
+        )
+    if decision.error_status is not None:
+        status = decision.error_status
+        code, message = (
+            ("ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+            if status == 503
+            else ("InternalError", "The request processing has failed due to some unknown error.")
+        )
+        return error_response(
+            status, code, message, request_id=request_id, fault=decision, operation=operation
+        )
+    if decision.kind == "hang" or (decision.kind == "reset" and not decision.reset_after_apply):
+        return WireResponse(0, {"x-acs-request-id": request_id}, b"", decision, operation)
+
+    params = dict(query)
+    params.update(path_params)
+    try:
+        payload = backend.invoke(operation, params)
+    except FakeAckError as exc:
+        return error_response(
+            exc.status, exc.code, exc.message, request_id=request_id, fault=decision, operation=operation
+        )
+    return _json_response(200, payload, request_id, decision, operation)
