@@ -99,15 +99,10 @@ class Engine:
         policy = safety_policy(
             self.settings, dry_run=dry_run, root_account_id=request.account_id, caller_uids=self.caller_uids
         )
-        plan = plan_revocations(candidates, request.kind, policy)
+        plan = plan_revocations([(c, request.kind) for c in candidates], policy)
         actions = list(plan.decided)
         actions += await execute(
-            self.client,
-            self.inventory,
-            plan.to_revoke,
-            force=plan.force,
-            out_of_time=deadline.near,
-            context=context,
+            self.client, self.inventory, plan.to_revoke, out_of_time=deadline.near, context=context
         )
         actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
         issues.sort(key=lambda c: (c.region, c.cluster_id))

@@ -258,7 +258,11 @@ def parse_one(item: Any) -> Parsed:
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):
             envelope = CloudEvent.model_validate(item)
-            if envelope.type and ":ActionTrail:" in envelope.type and not envelope.type.endswith(ACTED_ON_TYPES):
+            if (
+                envelope.type
+                and ":ActionTrail:" in envelope.type
+                and not envelope.type.endswith(ACTED_ON_TYPES)
+            ):
                 return Ignored(
                     f"event type {envelope.type} is not an API call or console operation",
                     envelope.id,

@@ -15,7 +15,7 @@ from .client import AckClient
 from .errors import AckApiError
 from .inventory import Inventory
 from .logs import log_action
-from .plan import Candidate, action_for
+from .plan import Candidate, Revocation, action_for
 from .results import Action, ActionStatus
 
 log = logging.getLogger("kubeconfig_guard.executor")
@@ -50,15 +50,15 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool) -> A
 async def execute(
     client: AckClient,
     inventory: Inventory | None,
-    candidates: list[Candidate],
+    revocations: list[Revocation],
     *,
-    force: bool,
     out_of_time: Callable[[], bool],
     context: dict[str, object] | None = None,
 ) -> list[Action]:
     """Revoke every candidate concurrently (the client enforces the concurrency cap)."""
 
-    async def revoke(candidate: Candidate) -> Action:
+    async def revoke(revocation: Revocation) -> Action:
+        candidate, force = revocation.candidate, revocation.force
         if out_of_time():
             action = action_for(
                 candidate, ActionStatus.FAILED, "not attempted: the invocation deadline was near", force=force
@@ -77,4 +77,4 @@ async def execute(
         log_action(log, action, context)
         return action
 
-    return list(await asyncio.gather(*(revoke(c) for c in candidates)))
+    return list(await asyncio.gather(*(revoke(r) for r in revocations)))

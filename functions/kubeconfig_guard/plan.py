@@ -67,12 +67,20 @@ class Candidate:
     states: tuple[KubeconfigState, ...]
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A Clean call to make."""
+
+    candidate: Candidate
+    kind: EventKind
+    force: bool
+
+
 @dataclass
 class Plan:
     """Revocations to execute, and every other decision with its reason."""
 
-    to_revoke: list[Candidate] = field(default_factory=list)
-    force: bool = True
+    to_revoke: list[Revocation] = field(default_factory=list)
     decided: list[Action] = field(default_factory=list)
     limit_exceeded: bool = False
 
@@ -124,27 +132,27 @@ def refusal(candidate: Candidate, kind: EventKind, policy: SafetyPolicy) -> str 
     return None
 
 
-def plan_revocations(candidates: Sequence[Candidate], kind: EventKind, policy: SafetyPolicy) -> Plan:
-    """Apply the safety rules and the blast-radius limit to every candidate."""
-    plan = Plan(force=policy.force_for(kind))
-    allowed: list[Candidate] = []
-    for candidate in candidates:
+def plan_revocations(candidates: Sequence[tuple[Candidate, EventKind]], policy: SafetyPolicy) -> Plan:
+    """Apply the safety rules and the blast-radius limit to every (candidate, why it is revoked)."""
+    plan = Plan()
+    allowed: list[Revocation] = []
+    for candidate, kind in candidates:
         why = refusal(candidate, kind, policy)
         if why:
             plan.decided.append(action_for(candidate, ActionStatus.SKIPPED, why))
         else:
-            allowed.append(candidate)
+            allowed.append(Revocation(candidate, kind, policy.force_for(kind)))
     if len(allowed) > policy.max_revocations:
         plan.limit_exceeded = True
         reason = (
             f"blast-radius limit: {len(allowed)} revocations exceed KCGUARD_MAX_REVOCATIONS="
             f"{policy.max_revocations}; none revoked"
         )
-        plan.decided += [action_for(c, ActionStatus.SKIPPED, reason) for c in allowed]
+        plan.decided += [action_for(r.candidate, ActionStatus.SKIPPED, reason) for r in allowed]
     elif policy.dry_run:
         plan.decided += [
-            action_for(c, ActionStatus.WOULD_REVOKE, "dry-run: would revoke", force=plan.force)
-            for c in allowed
+            action_for(r.candidate, ActionStatus.WOULD_REVOKE, "dry-run: would revoke", force=r.force)
+            for r in allowed
         ]
     else:
         plan.to_revoke = allowed
