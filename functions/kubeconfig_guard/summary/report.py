@@ -1,0 +1,203 @@
+"""The versioned JSON report of the daily summary, and the streaming accumulator that builds it.
+
+Memory does not grow with the number of kubeconfigs: per-cluster counters, a
+month histogram and lists capped at ``report_list_limit`` (the expiring list keeps
+the soonest) are all that is kept.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from ..models import Cluster, KubeconfigState
+from ..results import Action, ClusterIssue
+from .classify import CLASS_ORDER, KubeconfigClass, classify, days_left, parse_time
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class KubeconfigEntry(BaseModel):
+    region: str
+    cluster_id: str
+    cluster_name: str
+    account_id: str
+    account_name: str
+    account_type: str
+    account_state: str | None
+    cert_state: str | None
+    cert_expire_time: str | None
+    days_left: int | None
+    revokable: bool
+
+
+class EntryList(BaseModel):
+    total: int = 0
+    truncated: bool = False
+    items: list[KubeconfigEntry] = Field(default_factory=list)
+
+
+class ClusterCounts(BaseModel):
+    region: str
+    cluster_id: str
+    cluster_name: str
+    cluster_state: str
+    total: int
+    counts: dict[str, int]
+
+
+class Reconciliation(BaseModel):
+    enabled: bool
+    mode: str
+    outcome: str = "ok"
+    reason: str = ""
+    counts: dict[str, int] = Field(default_factory=dict)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    """The daily summary report (``schema_version`` 1; fields documented in README)."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    generated_at: str
+    mode: str
+    regions: list[str]
+    expiring_days: int
+    kubeconfigs: int = 0
+    clusters_total: int = 0
+    clusters_scanned: int = 0
+    totals: dict[str, int] = Field(default_factory=dict)
+    by_region: dict[str, dict[str, int]] = Field(default_factory=dict)
+    by_account_type: dict[str, dict[str, int]] = Field(default_factory=dict)
+    by_cluster: list[ClusterCounts] = Field(default_factory=list)
+    skipped_clusters: list[ClusterIssue] = Field(default_factory=list)
+    orphaned: EntryList = Field(default_factory=EntryList)
+    root: EntryList = Field(default_factory=EntryList)
+    expiring: EntryList = Field(default_factory=EntryList)
+    expiry_by_month: dict[str, int] = Field(
+        default_factory=dict,
+        description="Unexpired certificates by month of expiry (YYYY-MM), soonest first.",
+    )
+    reconciliation: Reconciliation | None = None
+    api: dict[str, object] = Field(default_factory=dict)
+    duration_ms: int = 0
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(
+            self.orphaned.total or self.root.total or self.expiring.total or self.skipped_clusters
+        ) or bool(self.reconciliation and self.reconciliation.counts.get("failed"))
+
+
+def _zero() -> dict[str, int]:
+    return {c.value: 0 for c in CLASS_ORDER}
+
+
+class ReportBuilder:
+    """Feeds states cluster by cluster; keeps counters and capped lists only."""
+
+    def __init__(self, *, now: datetime, expiring_days: int, list_limit: int) -> None:
+        self.now = now
+        self.expiring_days = expiring_days
+        self.limit = list_limit
+        self.totals = _zero()
+        self.by_region: dict[str, dict[str, int]] = {}
+        self.by_type: dict[str, dict[str, int]] = {}
+        self.by_cluster: list[ClusterCounts] = []
+        self.months: Counter[str] = Counter()
+        self.kubeconfigs = 0
+        self._lists: dict[KubeconfigClass, list[KubeconfigEntry]] = {
+            KubeconfigClass.ORPHANED: [],
+            KubeconfigClass.ROOT: [],
+        }
+        self._list_totals: Counter[KubeconfigClass] = Counter()
+        self._expiring: list[tuple[float, int, KubeconfigEntry]] = []  # max-heap on days left (negated)
+        self._seq = 0
+
+    def add_cluster(
+        self, region: str, cluster: Cluster, states: list[KubeconfigState]
+    ) -> list[KubeconfigState]:
+        """Count a cluster's states; return its orphaned states (for reconciliation)."""
+        counts = _zero()
+        region_counts = self.by_region.setdefault(region, _zero())
+        orphans: list[KubeconfigState] = []
+        for state in states:
+            cls = classify(state, self.now, self.expiring_days)
+            counts[cls.value] += 1
+            region_counts[cls.value] += 1
+            self.totals[cls.value] += 1
+            type_name = state.account_type.value if state.account_type else "?"
+            self.by_type.setdefault(type_name, _zero())[cls.value] += 1
+            expires = parse_time(state.cert_expire_time)
+            if expires is not None and expires > self.now:
+                self.months[expires.strftime("%Y-%m")] += 1
+            if cls is KubeconfigClass.ORPHANED:
+                orphans.append(state)
+            if cls in (KubeconfigClass.ORPHANED, KubeconfigClass.ROOT, KubeconfigClass.EXPIRING):
+                self._keep(cls, self._entry(region, cluster, state))
+        self.kubeconfigs += len(states)
+        self.by_cluster.append(
+            ClusterCounts(
+                region=region,
+                cluster_id=cluster.cluster_id,
+                cluster_name=cluster.name,
+                cluster_state=cluster.state,
+                total=len(states),
+                counts=counts,
+            )
+        )
+        return orphans
+
+    def _entry(self, region: str, cluster: Cluster, state: KubeconfigState) -> KubeconfigEntry:
+        left = days_left(state, self.now)
+        return KubeconfigEntry(
+            region=region,
+            cluster_id=cluster.cluster_id,
+            cluster_name=cluster.name,
+            account_id=state.account_id,
+            account_name=state.account_name,
+            account_type=state.account_type.value if state.account_type else "",
+            account_state=state.account_state.value if state.account_state else None,
+            cert_state=state.cert_state.value if state.cert_state else None,
+            cert_expire_time=state.cert_expire_time,
+            days_left=None if left is None else int(left),
+            revokable=state.revokable,
+        )
+
+    def _keep(self, cls: KubeconfigClass, entry: KubeconfigEntry) -> None:
+        self._list_totals[cls] += 1
+        if cls is KubeconfigClass.EXPIRING:
+            self._seq += 1
+            key = -(entry.days_left if entry.days_left is not None else 0)
+            if len(self._expiring) < self.limit:
+                heapq.heappush(self._expiring, (key, self._seq, entry))
+            elif key > self._expiring[0][0]:
+                heapq.heapreplace(self._expiring, (key, self._seq, entry))
+            return
+        kept = self._lists[cls]
+        if len(kept) < self.limit:
+            kept.append(entry)
+
+    def build(self, **fields: object) -> Report:
+        def entry_list(cls: KubeconfigClass, items: list[KubeconfigEntry]) -> EntryList:
+            total = self._list_totals[cls]
+            return EntryList(total=total, truncated=total > len(items), items=items)
+
+        expiring = [e for _, _, e in sorted(self._expiring, key=lambda t: (-t[0], t[1]))]
+        by_cluster = sorted(self.by_cluster, key=lambda c: (c.region, c.cluster_id))
+        return Report(
+            kubeconfigs=self.kubeconfigs,
+            totals=self.totals,
+            by_region=self.by_region,
+            by_account_type=self.by_type,
+            by_cluster=by_cluster,
+            orphaned=entry_list(KubeconfigClass.ORPHANED, self._lists[KubeconfigClass.ORPHANED]),
+            root=entry_list(KubeconfigClass.ROOT, self._lists[KubeconfigClass.ROOT]),
+            expiring=entry_list(KubeconfigClass.EXPIRING, expiring),
+            expiry_by_month=dict(sorted(self.months.items())),
+            expiring_days=self.expiring_days,
+            **fields,
+        )
