@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
 
 from . import logs
 from .credentials import from_fc_context
@@ -22,7 +26,40 @@ from .events import Ignored, RevocationRequest, parse_event
 from .results import BatchResult, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
 
+if TYPE_CHECKING:
+    from .summary.notify import Delivery
+    from .summary.report import Report
+    from .summary.scan import Progress
+
 log = logging.getLogger("kubeconfig_guard.handler")
+
+
+class SummaryResult(BaseModel):
+    """What the summary function returns (the full report goes to the channels and OSS)."""
+
+    schema_version: int = 1
+    outcome: Outcome
+    reason: str = ""
+    mode: str
+    kubeconfigs: int = 0
+    clusters_scanned: int = 0
+    clusters_total: int = 0
+    clusters_not_scanned: int = 0
+    totals: dict[str, int] = Field(default_factory=dict)
+    reconciliation: dict[str, int] = Field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = Field(default_factory=list)
+    stored: list[str] = Field(default_factory=list)
+    storage_error: str | None = None
+    duration_ms: int = 0
+
+
+@dataclass
+class SummaryOutcome:
+    result: SummaryResult
+    report: Report | None = None
+    markdown: str = ""
+    html: str = ""
+    report_json: str = ""
 
 
 def deadline_of(context: Any, runtime: Runtime, started: float) -> Deadline:
@@ -119,3 +156,96 @@ def _log_result(result: RevocationResult) -> None:
 def event_handler(event: Any, context: Any) -> str:
     """Function Compute handler of the event function."""
     return handle_event(event, context).model_dump_json()
+
+
+# --- the daily summary ---------------------------------------------------------------------
+
+
+def handle_summary(
+    event: Any,
+    context: Any = None,
+    *,
+    runtime: Runtime | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> SummaryOutcome:
+    """Parse the timer event, scan, reconcile, render, notify, store. Never loses the report."""
+    # Imported here: the event function never pays for the summary's modules.
+    from .summary.html import render_html
+    from .summary.markdown import render_markdown
+    from .summary.notify import deliver_all
+    from .summary.options import OptionsError, parse_summary_event
+    from .summary.scan import run_summary
+    from .summary.storage import store_reports
+
+    started = time.monotonic()
+    runtime = runtime or default_runtime()
+    settings = runtime.settings
+    logs.configure(settings.log_level)
+    runtime.credentials.update(from_fc_context(context))
+    try:
+        options = parse_summary_event(event)
+    except OptionsError as exc:
+        logs.log_fields(log, "summary ignored", logging.WARNING, reason=str(exc))
+        return SummaryOutcome(
+            result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode.value)
+        )
+    account_id = getattr(context, "account_id", None) if context is not None else None
+    report = runtime.run(
+        run_summary(
+            runtime.engine,
+            options,
+            now=now,
+            deadline=deadline_of(context, runtime, started),
+            progress=progress,
+            account_id=account_id if isinstance(account_id, str) else None,
+        )
+    )
+    digest = render_markdown(report, report_url=settings.report_url)
+    html = render_html(report)
+    report_json = report.model_dump_json(indent=2)
+    stored: list[str] = []
+    storage_error: str | None = None
+    try:
+        stored = store_reports(report_json, html, settings, now=now or datetime.now(timezone.utc))
+    except Exception as exc:  # a storage failure must not lose the report: it still goes to the channels
+        storage_error = logs.redact(f"{type(exc).__name__}: {exc}")[:300]
+    deliveries = runtime.run(deliver_all(report, settings))
+    rec = report.reconciliation
+    failed = bool(rec and rec.counts.get("failed"))
+    outcome = Outcome.PARTIAL if failed or any(not d.ok for d in deliveries) or storage_error else Outcome.OK
+    result = SummaryResult(
+        outcome=outcome,
+        reason=_summary_reason(report, deliveries, storage_error),
+        mode=report.mode,
+        kubeconfigs=report.kubeconfigs,
+        clusters_scanned=report.clusters_scanned,
+        clusters_total=report.clusters_total,
+        clusters_not_scanned=len(report.skipped_clusters),
+        totals=report.totals,
+        reconciliation=rec.counts if rec else {},
+        deliveries=[d.model_dump(mode="json") for d in deliveries],
+        stored=stored,
+        storage_error=storage_error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    logs.log_fields(log, "summary done", **result.model_dump(mode="json"))
+    return SummaryOutcome(result=result, report=report, markdown=digest, html=html, report_json=report_json)
+
+
+def _summary_reason(report: Report, deliveries: list[Delivery], storage_error: str | None) -> str:
+    t = report.totals
+    parts = [
+        f"{t.get('orphaned', 0)} orphaned, {t.get('root', 0)} root, {t.get('expiring', 0)} expiring "
+        f"on {report.clusters_scanned}/{report.clusters_total} clusters"
+    ]
+    if failed := [d.channel for d in deliveries if not d.ok]:
+        parts.append(f"delivery failed: {', '.join(failed)}")
+    if storage_error:
+        parts.append("storing the report failed")
+    return "; ".join(parts)
+
+
+def summary_handler(event: Any, context: Any) -> str:
+    """Function Compute handler of the daily summary (timer trigger)."""
+    return handle_summary(event, context).result.model_dump_json()

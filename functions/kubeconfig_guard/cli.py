@@ -1,0 +1,253 @@
+"""``kcguard``: run the real handlers locally, against the embedded fake ACK or the real cloud.
+
+Local-only (typer and rich are the ``cli`` extra); never part of the Function Compute package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .credentials import StaticCredentials, from_environment_or_demo
+from .errors import KcguardError, RetryableInvocationError
+from .runtime import Runtime
+from .settings import Mode, Settings
+
+app = typer.Typer(
+    help="kubeconfig-guard: revoke ACK kubeconfigs of deleted or locked RAM principals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+FakeOption = Annotated[
+    Path | None, typer.Option("--fake", help="Run against the embedded fake ACK seeded from this world file.")
+]
+LiveOption = Annotated[
+    bool, typer.Option("--live", help="Run against the real ACK API (default credential chain).")
+]
+DumpOption = Annotated[Path | None, typer.Option("--dump-world", help="Write the fake's final state here.")]
+
+
+def _mount_fake() -> None:
+    from .fake.cli import fake_app
+
+    app.add_typer(fake_app, name="fake", help="The fake ACK OpenAPI (a real HTTP server on loopback).")
+
+
+@contextlib.contextmanager
+def _runtime(fake: Path | None, live: bool, dump: Path | None, **overrides: Any) -> Iterator[Runtime]:
+    """A runtime on the fake's real HTTP server (``--fake``) or on the real cloud (``--live``)."""
+    if (fake is None) == (not live):
+        raise typer.BadParameter("give exactly one of --fake WORLD.json or --live")
+    if live:
+        with Runtime(Settings(**overrides)) as runtime:
+            yield runtime
+        return
+    from .fake import FakeAck, FakeAckServer, dump_world, load_world
+
+    assert fake is not None
+    try:
+        backend = FakeAck(load_world(fake))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot load the world file {fake}: {exc}") from None
+    if not os.environ.get("KCGUARD_REGIONS") and "regions" not in overrides:
+        overrides["regions"] = [r for r in backend.to_world().regions]
+    with FakeAckServer(backend) as server:
+        settings = Settings(cs_endpoint=server.url, **overrides)
+        with Runtime(settings, credentials=StaticCredentials(from_environment_or_demo())) as runtime:
+            try:
+                yield runtime
+            finally:
+                if dump is not None:
+                    dump_world(backend.to_world(), dump)
+
+
+@app.command()
+def invoke(
+    event: Annotated[
+        Path, typer.Argument(help="Event JSON file (e.g. events/ram-delete-user.json).", exists=True)
+    ],
+    fake: FakeOption = None,
+    live: LiveOption = False,
+    dump_world: DumpOption = None,
+) -> None:
+    """Run the event function's handler on EVENT and print its result JSON."""
+    from .handlers import handle_event
+
+    with _runtime(fake, live, dump_world) as runtime:
+        try:
+            result = handle_event(event.read_bytes(), None, runtime=runtime)
+        except RetryableInvocationError as exc:
+            err.print(f"[red]the handler raised a retryable error[/red]: {exc}")
+            raise typer.Exit(1) from None
+    out.print_json(result.model_dump_json())
+
+
+@app.command()
+def demo(
+    world: Annotated[Path, typer.Option(help="World file of the fake ACK.")] = Path("examples/world.json"),
+    event: Annotated[Path, typer.Option(help="The deletion event to replay.")] = Path(
+        "events/ram-delete-user.json"
+    ),
+) -> None:
+    """Replay a RAM user deletion against the embedded fake and show what was revoked."""
+    from .handlers import handle_event
+    from .results import RevocationResult
+
+    for path in (world, event):
+        if not path.exists():
+            raise typer.BadParameter(f"{path} not found: run `kcguard demo` from the repository root")
+    with _runtime(world, False, None, mode=Mode.ENFORCE, log_level="WARNING") as runtime:
+        result = handle_event(event.read_bytes(), None, runtime=runtime)
+    assert isinstance(result, RevocationResult)
+    out.print(
+        f"[bold]Event[/bold] {result.event_name} of {result.principal.describe() if result.principal else '?'}"
+    )
+    table = Table(title=f"kubeconfig-guard demo — {result.outcome.value}: {result.reason}")
+    for column in ("region", "cluster", "account", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason")
+    colors = {
+        "revoked": "green",
+        "would-revoke": "cyan",
+        "skipped": "yellow",
+        "deferred": "magenta",
+        "failed": "red",
+    }
+    for a in result.actions:
+        color = colors.get(a.status.value, "white")
+        table.add_row(
+            a.region,
+            a.cluster_name or a.cluster_id,
+            a.account_name,
+            a.uid,
+            f"[{color}]{a.status.value}[/]",
+            a.reason,
+        )
+    for c in result.clusters:
+        table.add_row(
+            c.region, c.cluster_name or c.cluster_id, "-", "-", f"[dim]cluster {c.status.value}[/]", c.reason
+        )
+    out.print(table)
+    out.print(
+        f"{result.counts.get('revoked', 0)} revoked on {result.clusters_scanned} clusters scanned "
+        f"in {result.duration_ms} ms (mode enforce, against the fake ACK; nothing left this machine)."
+    )
+
+
+@app.command()
+def states(fake: FakeOption = None, live: LiveOption = False) -> None:
+    """List every kubeconfig on every watched cluster."""
+
+    async def collect(runtime: Runtime) -> list[tuple[str, str, Any]]:
+        client = runtime.engine.client
+        rows: list[tuple[str, str, Any]] = []
+        for region in runtime.settings.watched_regions():
+            for cluster in await client.describe_clusters(region):
+                try:
+                    for state in await client.list_kubeconfig_states(region, cluster.cluster_id):
+                        rows.append((region, cluster.name or cluster.cluster_id, state))
+                except KcguardError as exc:
+                    err.print(f"[yellow]{cluster.cluster_id}: {exc}[/yellow]")
+        return rows
+
+    with _runtime(fake, live, None) as runtime:
+        rows = runtime.run(collect(runtime))
+    table = Table(title=f"{len(rows)} kubeconfigs")
+    for column in ("region", "cluster", "account", "type", "state", "cert", "expires", "revokable"):
+        table.add_column(column)
+    for region, cluster, s in rows:
+        table.add_row(
+            region,
+            cluster,
+            s.account_name,
+            str(s.account_type.value if s.account_type else ""),
+            str(s.account_state.value if s.account_state else ""),
+            str(s.cert_state.value if s.cert_state else ""),
+            s.cert_expire_time or "",
+            "yes" if s.revokable else "no",
+        )
+    out.print(table)
+
+
+@app.command()
+def summary(
+    fake: FakeOption = None,
+    live: LiveOption = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for report.json/.md/.html.")] = Path(
+        "out"
+    ),
+    dump_world: DumpOption = None,
+    options: Annotated[str, typer.Option(help="Summary options JSON, e.g. '{\"dryRun\": true}'.")] = "{}",
+) -> None:
+    """Run the daily summary: print the digest, write report.json, report.md and report.html."""
+    from .handlers import handle_summary
+
+    with _runtime(fake, live, dump_world) as runtime:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("scanning clusters", total=None)
+                outcome = handle_summary(
+                    options,
+                    None,
+                    runtime=runtime,
+                    progress=lambda d, t: bar.update(task, completed=d, total=t),
+                )
+        else:
+            outcome = handle_summary(options, None, runtime=runtime)
+    if outcome.report is None:
+        err.print(f"[red]summary {outcome.result.outcome.value}[/red]: {outcome.result.reason}")
+        raise typer.Exit(2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(outcome.report_json, encoding="utf-8")
+    (out_dir / "report.md").write_text(outcome.markdown, encoding="utf-8")
+    (out_dir / "report.html").write_text(outcome.html, encoding="utf-8")
+    out.print(outcome.markdown, markup=False, highlight=False)
+    err.print(f"wrote {out_dir}/report.json, report.md, report.html — {outcome.result.reason}")
+
+
+@app.command("settings")
+def settings_table() -> None:
+    """Print the settings as the Markdown table in README.md."""
+    sys.stdout.write(settings_markdown())
+
+
+def settings_markdown() -> str:
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Mode):
+            default = default.value
+        shown = (
+            ""
+            if default in (None, [])
+            else json.dumps(default)
+            if isinstance(default, bool)
+            else str(default)
+        )
+        lines.append(
+            f"| `KCGUARD_{name.upper()}` | {f'`{shown}`' if shown else '—'} | {field.description or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    _mount_fake()
+    app()
+
+
+if __name__ == "__main__":
+    main()
