@@ -131,13 +131,12 @@ def demo(
             a.region,
             a.cluster_name or a.cluster_id,
             a.account_name,
-            a.uid,
             f"[{color}]{a.status.value}[/]",
             a.reason,
         )
     for c in result.clusters:
         table.add_row(
-            c.region, c.cluster_name or c.cluster_id, "-", "-", f"[dim]cluster {c.status.value}[/]", c.reason
+            c.region, c.cluster_name or c.cluster_id, "-", f"[dim]cluster {c.status.value}[/]", c.reason
         )
     out.print(table)
     out.print(
