@@ -1,0 +1,139 @@
+"""Shared fixtures: the fake ACK behind the real client, in-process or over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
+from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, World, load_world
+from kubeconfig_guard.runtime import Runtime
+from kubeconfig_guard.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+EXAMPLE_WORLD = ROOT / "examples" / "world.json"
+ACCOUNT = "5000000000000001"
+CALLER = "300000000000000001"
+NOW = "2026-11-25T09:00:00Z"
+
+
+def kc(uid: str, name: str, **fields: Any) -> dict[str, Any]:
+    """A kubeconfig record of a world file (RamUser, Deleted, revokable, no access record by default)."""
+    record = {
+        "account_id": uid,
+        "account_name": name,
+        "account_display_name": name,
+        "account_type": "RamUser",
+        "account_state": "Deleted",
+        "cert_expire_time": "2028-01-01T00:00:00Z",
+        "cert_state": "Unexpired",
+        "revokable": True,
+        "last_access": None,
+    }
+    record.update(fields)
+    return record
+
+
+def cluster(cluster_id: str, *kubeconfigs: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    record = {
+        "cluster_id": cluster_id,
+        "name": f"name-{cluster_id}",
+        "cluster_type": "ManagedKubernetes",
+        "state": "running",
+        "audit_log": True,
+        "kubeconfigs": list(kubeconfigs),
+    }
+    record.update(fields)
+    return record
+
+
+def world(regions: dict[str, list[dict[str, Any]]]) -> World:
+    return World.model_validate(
+        {
+            "account_id": ACCOUNT,
+            "caller_uid": CALLER,
+            "now": NOW,
+            "regions": {r: {"clusters": cs} for r, cs in regions.items()},
+        }
+    )
+
+
+def settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "mode": "enforce",
+        "regions": ["cn-hangzhou"],
+        "max_attempts": 3,
+        "backoff_max_seconds": 0.05,
+        "timeout_seconds": 2.0,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+class Harness:
+    """A fake ACK backend and a runtime whose client reaches it over one front end."""
+
+    def __init__(self, backend: FakeAck, wire: str) -> None:
+        self.backend = backend
+        self.wire = wire
+        self._server: FakeAckServer | None = None
+        self._runtimes: list[Runtime] = []
+
+    def runtime(self, **overrides: Any) -> Runtime:
+        creds = StaticCredentials(from_environment_or_demo())
+        if self.wire == "http":
+            if self._server is None:
+                self._server = FakeAckServer(self.backend).start()
+            rt = Runtime(settings(cs_endpoint=self._server.url, **overrides), credentials=creds)
+        else:
+            rt = Runtime(
+                settings(cs_endpoint="http://127.0.0.1:1", **overrides),
+                credentials=creds,
+                transport=FakeAckTransport(self.backend),
+            )
+        self._runtimes.append(rt)
+        return rt
+
+    def close(self) -> None:
+        for rt in self._runtimes:
+            rt.close()
+        if self._server is not None:
+            self._server.stop()
+
+
+@pytest.fixture(params=["inproc", "http"])
+def wire(request: pytest.FixtureRequest) -> str:
+    """Run the test through the in-process transport and through the real HTTP server."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_harness(wire: str) -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def make(w: World | None = None) -> Harness:
+        h = Harness(FakeAck(w or load_world(EXAMPLE_WORLD)), wire)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+@pytest.fixture
+def inproc_harness() -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def make(w: World | None = None) -> Harness:
+        h = Harness(FakeAck(w or load_world(EXAMPLE_WORLD)), "inproc")
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()

@@ -1,0 +1,109 @@
+"""Matching and safety rules (pure functions: states in, decisions out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeconfig_guard.models import Cluster, KubeconfigState
+from kubeconfig_guard.plan import SafetyPolicy, group_candidates, matches, plan_revocations
+from kubeconfig_guard.principal import EventKind, Principal, PrincipalType
+from kubeconfig_guard.results import ActionStatus
+
+USER = PrincipalType.RAM_USER
+ROLE = PrincipalType.RAM_ROLE
+CLUSTER = Cluster(cluster_id="c1", name="prod", region_id="cn-hangzhou", state="running")
+
+
+def state(uid: str = "2001", name: str = "alice", **fields: Any) -> KubeconfigState:
+    base: dict[str, Any] = {
+        "account_id": uid,
+        "account_name": name,
+        "account_type": "RamUser",
+        "account_state": "Deleted",
+        "cert_state": "Unexpired",
+        "revokable": True,
+    }
+    base.update(fields)
+    return KubeconfigState.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("principal", "st", "expected"),
+    [
+        (Principal(type=USER, name="alice"), state(), True),
+        (Principal(type=USER, name="alice"), state(name="alice2"), False),
+        (Principal(type=USER, name="Alice"), state(), False),  # exact names only
+        (Principal(type=USER, uid="2001", name="bob"), state(), True),  # uid wins over name
+        (Principal(type=USER, uid="2002", name="alice"), state(), False),
+        (Principal(type=USER, upn="alice@5000.onaliyun.com"), state(), True),
+        (Principal(type=USER, upn="alice@5000.onaliyun.com"), state(name="alice@5000.onaliyun.com"), True),
+        (Principal(type=USER, name="alice"), state(account_type="RamRole"), False),
+        (Principal(type=ROLE, name="alice"), state(account_type="RamRole"), True),
+        (Principal(type=ROLE, name="alice"), state(), False),
+        (Principal(type=USER, name="root"), state(name="root", account_type="RootAccount"), False),
+        (Principal(type=USER, uid="5000"), state(uid="5000", account_type="RootAccount"), False),
+        (Principal(type=USER, name="alice"), state(account_type="FederatedUser"), False),  # unknown type
+        (Principal(type=USER, name=""), state(name=""), False),
+    ],
+)
+def test_matching(principal: Principal, st: KubeconfigState, expected: bool) -> None:
+    assert matches(principal, st) is expected
+
+
+def test_unknown_enum_values_parse_and_are_kept() -> None:
+    s = state(account_type="FederatedUser", account_state="Frozen", cert_state="Revoked")
+    assert s.account_type is not None and not s.account_type.is_known and s.account_type == "FederatedUser"
+    assert s.model_dump(mode="json")["account_state"] == "Frozen"
+
+
+def decide(states: list[KubeconfigState], kind: EventKind = EventKind.DELETED, **policy: Any) -> Any:
+    pol = SafetyPolicy(**{"dry_run": False, **policy})
+    return plan_revocations([(c, kind) for c in group_candidates("cn-hangzhou", CLUSTER, states)], pol)
+
+
+def test_one_clean_per_uid_however_many_states() -> None:
+    plan = decide([state(), state(cert_expire_time="2030-01-01T00:00:00Z"), state(uid="2002", name="alice")])
+    assert sorted(r.candidate.uid for r in plan.to_revoke) == ["2001", "2002"]
+    assert len(plan.to_revoke[0].candidate.states) == 2
+
+
+def test_name_reuse_active_account_is_skipped_on_delete_but_not_on_lock() -> None:
+    plan = decide([state(account_state="Active")])
+    assert not plan.to_revoke
+    assert plan.decided[0].status is ActionStatus.SKIPPED and "reused the name" in plan.decided[0].reason
+    assert decide([state(account_state="Active")], EventKind.LOCKED).to_revoke
+
+
+def test_not_revokable_is_skipped() -> None:
+    plan = decide([state(revokable=False)])
+    assert plan.decided[0].status is ActionStatus.SKIPPED and "not revokable" in plan.decided[0].reason
+
+
+@pytest.mark.parametrize("pattern", ["alice", "2001", "ali*", "Alice W*"])
+def test_protected_principals(pattern: str) -> None:
+    plan = decide([state(account_display_name="Alice Wang")], protected_principals=(pattern,))
+    assert not plan.to_revoke and "protected" in plan.decided[0].reason
+
+
+def test_root_and_self_never_revoked() -> None:
+    plan = decide([state(uid="5000"), state(uid="3001")], root_account_id="5000", caller_uids=frozenset({"3001"}))
+    assert not plan.to_revoke
+    reasons = {a.uid: a.reason for a in plan.decided}
+    assert "root account" in reasons["5000"] and "own identity" in reasons["3001"]
+
+
+def test_blast_radius_limit_revokes_none() -> None:
+    plan = decide([state(uid=str(i)) for i in range(4)], max_revocations=3)
+    assert plan.limit_exceeded and not plan.to_revoke
+    assert {a.status for a in plan.decided} == {ActionStatus.SKIPPED}
+    assert "blast-radius" in plan.decided[0].reason
+    assert len(decide([state(uid=str(i)) for i in range(3)], max_revocations=3).to_revoke) == 3
+
+
+def test_dry_run_and_force_policy() -> None:
+    plan = decide([state()], dry_run=True)
+    assert not plan.to_revoke and plan.decided[0].status is ActionStatus.WOULD_REVOKE
+    assert decide([state()], force_on_delete=True).to_revoke[0].force is True
+    assert decide([state()], EventKind.LOCKED, force_on_lock=False).to_revoke[0].force is False
