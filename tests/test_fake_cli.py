@@ -29,6 +29,8 @@ def test_serve_prints_the_url_serves_and_dumps_the_world_on_sigterm(tmp_path: Pa
         for k, v in os.environ.items()
         if not k.startswith("ALIBABA_CLOUD_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
+    functions = str(Path(__file__).resolve().parent.parent / "functions")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (functions, env.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
         [
             sys.executable,
