@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import EVENTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import EVENTS
 from kubeconfig_guard.events import SUPPORTED_EVENTS, Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.principal import EventKind, PrincipalType
 
@@ -105,11 +105,21 @@ def test_supported_table_has_unique_rows() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=30,
 )
 record_keys = st.sampled_from(
-    ["eventName", "serviceName", "requestParameters", "errorCode", "userIdentity", "eventId", "referencedResources"]
+    [
+        "eventName",
+        "serviceName",
+        "requestParameters",
+        "errorCode",
+        "userIdentity",
+        "eventId",
+        "referencedResources",
+    ]
 )
 
 
@@ -120,7 +130,9 @@ record_keys = st.sampled_from(
         json_values.map(lambda v: json.dumps(v).encode()),
         st.dictionaries(record_keys, json_values, max_size=6).map(lambda v: json.dumps(v).encode()),
         st.dictionaries(record_keys, json_values, max_size=6).map(
-            lambda d: json.dumps({"specversion": "1.0", "type": "ram:ActionTrail:ApiCall", "data": d}).encode()
+            lambda d: json.dumps(
+                {"specversion": "1.0", "type": "ram:ActionTrail:ApiCall", "data": d}
+            ).encode()
         ),
     )
 )

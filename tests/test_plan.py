@@ -88,7 +88,9 @@ def test_protected_principals(pattern: str) -> None:
 
 
 def test_root_and_self_never_revoked() -> None:
-    plan = decide([state(uid="5000"), state(uid="3001")], root_account_id="5000", caller_uids=frozenset({"3001"}))
+    plan = decide(
+        [state(uid="5000"), state(uid="3001")], root_account_id="5000", caller_uids=frozenset({"3001"})
+    )
     assert not plan.to_revoke
     reasons = {a.uid: a.reason for a in plan.decided}
     assert "root account" in reasons["5000"] and "own identity" in reasons["3001"]

@@ -10,7 +10,9 @@ from kubeconfig_guard import signing
 
 # Values with unicode, spaces, '*', '~', '/', '+', '%', '=' and '&' in them.
 values = st.text(
-    alphabet=st.one_of(st.characters(codec="utf-8", exclude_categories=("Cs",)), st.sampled_from(" *~/+%=&?#")),
+    alphabet=st.one_of(
+        st.characters(codec="utf-8", exclude_categories=("Cs",)), st.sampled_from(" *~/+%=&?#")
+    ),
     max_size=30,
 )
 keys = st.text(alphabet=st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=12)
@@ -60,10 +62,19 @@ def test_authorization_matches_reference(
 def test_empty_query_and_known_vector() -> None:
     headers = {"host": "cs.cn-hangzhou.aliyuncs.com", "x-acs-action": "DescribeClustersV1"}
     auth = signing.authorization(
-        access_key_id="k", access_key_secret="s", method="GET", path="/api/v1/clusters", query={}, headers=headers
+        access_key_id="k",
+        access_key_secret="s",
+        method="GET",
+        path="/api/v1/clusters",
+        query={},
+        headers=headers,
     )
     reference = OpenApiUtil.get_authorization(
-        _Request("GET", "/api/v1/clusters", {}, headers), "ACS3-HMAC-SHA256", signing.EMPTY_PAYLOAD_SHA256, "k", "s"
+        _Request("GET", "/api/v1/clusters", {}, headers),
+        "ACS3-HMAC-SHA256",
+        signing.EMPTY_PAYLOAD_SHA256,
+        "k",
+        "s",
     )
     assert auth == reference
     assert auth.startswith("ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host;x-acs-action,Signature=")
