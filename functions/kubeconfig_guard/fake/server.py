@@ -12,6 +12,7 @@ import contextlib
 import socket
 import struct
 import threading
+import traceback
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -60,7 +61,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        answer = wire.handle(self.server.backend, self.command, self.path, self.headers.items(), body)
+        try:
+            answer = wire.handle(self.server.backend, self.command, self.path, self.headers.items(), body)
+        except Exception as exc:  # a bug in the fake or in a test hook: say so, loudly
+            traceback.print_exc()
+            answer = wire.error_response(
+                500, "InternalError", f"fake ACK failure: {type(exc).__name__}: {exc}"
+            )
         fault = answer.fault
         stopping = self.server.stopping
         if fault.latency_seconds > 0 and stopping.wait(fault.latency_seconds):
