@@ -71,10 +71,18 @@ class Engine:
         self.caller_uids = caller_uids
 
     async def revoke(
-        self, request: RevocationRequest, *, deadline: Deadline | None = None
+        self,
+        request: RevocationRequest,
+        *,
+        deadline: Deadline | None = None,
+        received_at: float | None = None,
     ) -> RevocationResult:
-        """Revoke the kubeconfigs of the principal a parsed event names."""
-        started = time.monotonic()
+        """Revoke the kubeconfigs of the principal a parsed event names.
+
+        ``received_at`` (monotonic) is when the event arrived: a revocation is decided only on a
+        listing that started after it.
+        """
+        started = time.monotonic() if received_at is None else received_at
         deadline = deadline or Deadline()
         dry_run = self.settings.mode is Mode.DRY_RUN or request.dry_run
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
@@ -181,7 +189,7 @@ class Engine:
             matched = [s for s in listing.value if matches(principal, s)]
             if matched and listing.started_at < started:
                 # A shared listing found candidates, but it predates this event: decide on a fresh one.
-                listing = await self.inventory.states(region, cluster.cluster_id, started)
+                listing = await self.inventory.states(region, cluster.cluster_id, started, coalesce=True)
                 matched = [s for s in listing.value if matches(principal, s)]
         except AckApiError as error:
             if error.not_found:

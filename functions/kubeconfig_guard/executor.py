@@ -69,10 +69,11 @@ async def execute(
                     candidate.region, candidate.cluster.cluster_id, candidate.uid, force=force
                 )
                 action = action_for(candidate, ActionStatus.REVOKED, "kubeconfigs revoked", force=force)
+                if inventory is not None:
+                    inventory.forget_uid(candidate.cluster.cluster_id, candidate.uid)
             except AckApiError as error:
                 action = action_for_error(candidate, error, force)
-            finally:
-                if inventory is not None:
+                if inventory is not None:  # the outcome is uncertain: list afresh next time
                     inventory.invalidate_cluster(candidate.cluster.cluster_id)
         log_action(log, action, context)
         return action

@@ -98,7 +98,7 @@ def handle_event(
         else:
             assert isinstance(item, RevocationRequest)
             try:
-                result = runtime.run(runtime.engine.revoke(item, deadline=deadline))
+                result = runtime.run(runtime.engine.revoke(item, deadline=deadline, received_at=started))
             except Exception as exc:  # never a traceback to FC: report and retry
                 logs.log_fields(
                     log, "revocation crashed", logging.ERROR, event_id=item.event_id, error=type(exc).__name__

@@ -5,7 +5,9 @@ Listings are single-flight: callers that ask for the same listing while it is in
 flight, or within the freshness window, share it. A caller states how fresh it
 needs the listing to be (``not_before``: the listing must have *started* after
 that time); a revocation is only decided on a listing started after its event
-arrived. A Clean invalidates that cluster's listing.
+arrived. A successful Clean removes the uid from the shared listing; a failed one drops it.
+When a burst makes many events refresh the same cluster, the refresh waits a moment
+(``COALESCE_SECONDS``) so they all share it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .models import Cluster, KubeconfigState
 
 T = TypeVar("T")
 
+# A refresh forced by a burst waits this long, so events arriving meanwhile share it.
+COALESCE_SECONDS = 0.25
+
 
 @dataclass
 class _Entry(Generic[T]):
@@ -35,6 +40,12 @@ class Listing(Generic[T]):
     started_at: float
 
 
+async def _after(delay: float, fetch: Callable[[], Awaitable[T]]) -> T:
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return await fetch()
+
+
 def _failed(task: asyncio.Future[T]) -> bool:
     return task.done() and (task.cancelled() or task.exception() is not None)
 
@@ -45,11 +56,13 @@ class _SingleFlight(Generic[T]):
         self._clock = clock
         self._entries: dict[str, _Entry[T]] = {}
 
-    async def get(self, key: str, not_before: float, fetch: Callable[[], Awaitable[T]]) -> Listing[T]:
+    async def get(
+        self, key: str, not_before: float, fetch: Callable[[], Awaitable[T]], delay: float = 0.0
+    ) -> Listing[T]:
         entry = self._entries.get(key)
         if entry is None or entry.started_at < not_before or _failed(entry.task):
             self._sweep()
-            entry = _Entry(self._clock(), asyncio.ensure_future(fetch()))
+            entry = _Entry(self._clock() + delay, asyncio.ensure_future(_after(delay, fetch)))
             self._entries[key] = entry
             entry.task.add_done_callback(functools.partial(self._forget_failed, key, entry))
         return Listing(await asyncio.shield(entry.task), entry.started_at)
@@ -65,6 +78,18 @@ class _SingleFlight(Generic[T]):
 
     def invalidate(self, key: str) -> None:
         self._entries.pop(key, None)
+
+    def update(self, key: str, change: Callable[[T], T]) -> None:
+        """Apply a known write to a finished listing (keeping its age); drop one still in flight."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        if not entry.task.done() or _failed(entry.task):
+            del self._entries[key]
+            return
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future.set_result(change(entry.task.result()))
+        self._entries[key] = _Entry(entry.started_at, future)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -87,10 +112,24 @@ class Inventory:
     async def clusters(self, region: str, not_before: float) -> Listing[list[Cluster]]:
         return await self._clusters.get(region, not_before, lambda: self.client.describe_clusters(region))
 
-    async def states(self, region: str, cluster_id: str, not_before: float) -> Listing[list[KubeconfigState]]:
+    async def states(
+        self, region: str, cluster_id: str, not_before: float, *, coalesce: bool = False
+    ) -> Listing[list[KubeconfigState]]:
+        """A cluster's states, listed no earlier than ``not_before``.
+
+        ``coalesce``: when a new listing is needed, start it ``COALESCE_SECONDS`` later so the
+        other events of a burst that arrive meanwhile share it.
+        """
         return await self._states.get(
-            cluster_id, not_before, lambda: self.client.list_kubeconfig_states(region, cluster_id)
+            cluster_id,
+            not_before,
+            lambda: self.client.list_kubeconfig_states(region, cluster_id),
+            COALESCE_SECONDS if coalesce else 0.0,
         )
 
     def invalidate_cluster(self, cluster_id: str) -> None:
         self._states.invalidate(cluster_id)
+
+    def forget_uid(self, cluster_id: str, uid: str) -> None:
+        """A Clean succeeded: the uid's kubeconfigs are gone from this cluster's listing."""
+        self._states.update(cluster_id, lambda states: [s for s in states if s.account_id != uid])

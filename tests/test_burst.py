@@ -1,0 +1,69 @@
+"""A mass offboarding: 50 deletions arriving together share listings on one instance."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from conftest import EVENTS, cluster, kc, world
+
+from kubeconfig_guard.handlers import handle_event
+from kubeconfig_guard.results import RevocationResult
+
+LISTING_OPS = ("DescribeClustersV1", "ListClusterKubeconfigStates")
+
+
+def burst_world() -> Any:
+    clusters = []
+    for c in range(12):
+        kubeconfigs = [kc(f"21{c:02d}{i:03d}", f"keep-{c}-{i}", account_state="Active") for i in range(40)]
+        kubeconfigs += [kc(f"2200{u:03d}", f"leaver-{u}") for u in range(50) if (u + c) % 3 == 0]
+        clusters.append(cluster(f"c{c:02d}", *kubeconfigs))
+    return world({"cn-hangzhou": clusters})
+
+
+def deletion(name: str) -> bytes:
+    record = json.loads((EVENTS / "ram-delete-user.json").read_text())
+    record["data"]["requestParameters"] = {"UserName": name}
+    record["data"]["eventId"] = f"evt-{name}"
+    return json.dumps(record).encode()
+
+
+def listing_calls(counter: Any) -> int:
+    return sum(counter[op] for op in LISTING_OPS)
+
+
+def test_fifty_deletions_cost_at_most_two_scans(make_harness: Any) -> None:
+    h = make_harness(burst_world())
+    rt = h.runtime(listing_ttl_seconds=30)
+
+    handle_event(
+        json.dumps({"action": "revoke", "principal": {"type": "RamUser", "name": "nobody"}}).encode(),
+        None,
+        runtime=rt,
+    )
+    one_scan = listing_calls(h.backend.calls)
+    h.backend.reset_counters()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:  # Function Compute's instance concurrency
+        results = list(pool.map(lambda u: handle_event(deletion(f"leaver-{u}"), None, runtime=rt), range(50)))
+
+    assert all(isinstance(r, RevocationResult) and r.outcome.value == "ok" for r in results)
+    revoked = sum(r.counts["revoked"] for r in results if isinstance(r, RevocationResult))
+    expected = sum(1 for u in range(50) for c in range(12) if (u + c) % 3 == 0)
+    assert revoked == expected == len(h.backend.revocations)
+    assert len({(r.cluster_id, r.uid) for r in h.backend.revocations}) == expected  # nothing twice
+    burst = listing_calls(h.backend.calls)
+    assert burst <= 2 * one_scan, (burst, one_scan)
+
+
+def test_listing_taken_before_the_event_is_refreshed_before_deciding(inproc_harness: Any) -> None:
+    """A cached listing may show the user still Active (before the deletion): decide on a fresh one."""
+    h = inproc_harness(world({"cn-hangzhou": [cluster("c1", kc("2001", "alice", account_state="Active"))]}))
+    rt = h.runtime(listing_ttl_seconds=600)
+    first = handle_event(deletion("alice"), None, runtime=rt)
+    assert isinstance(first, RevocationResult) and first.actions[0].status.value == "skipped"
+    h.backend.update_kubeconfigs("c1", "2001", account_state="Deleted")  # ACK catches up
+    second = handle_event(deletion("alice"), None, runtime=rt)
+    assert isinstance(second, RevocationResult) and second.actions[0].status.value == "revoked"
