@@ -304,3 +304,19 @@ def test_official_sdk_with_a_wrong_secret_is_refused(backend: FakeAck, server: F
     assert getattr(excinfo.value, "code", None) == "SignatureDoesNotMatch"
     assert getattr(excinfo.value, "status_code", None) == 400
     assert backend.calls["ListClusterKubeconfigStates"] == 1
+
+
+def test_server_counts_every_request_under_concurrency(backend: FakeAck, server: FakeAckServer) -> None:
+    async def run() -> int:
+        async with AckClient(
+            Settings(cs_endpoint=server.url, max_concurrency=32),
+            StaticCredentials(from_environment_or_demo()),
+        ) as client:
+            listings = await asyncio.gather(
+                *(client.list_kubeconfig_states("cn-hangzhou", "c-big") for _ in range(40))
+            )
+            assert all(len(states) == 123 for states in listings)
+            return client.stats.calls["ListClusterKubeconfigStates"]
+
+    sent = asyncio.run(run())
+    assert sent == backend.calls["ListClusterKubeconfigStates"] == 40 * 3

@@ -172,6 +172,11 @@ class FakeAck:
         with self._lock:
             self._pinned_now = self.now() + timedelta(seconds=seconds)
 
+    def count_call(self, operation: str) -> None:
+        """Count one request routed to ``operation`` (every one: refused, throttled or served)."""
+        with self._lock:
+            self.calls[operation] += 1
+
     @property
     def fault_counts(self) -> Counter[str]:
         """Injected faults per kind (``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``)."""

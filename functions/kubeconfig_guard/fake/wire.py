@@ -217,7 +217,7 @@ def handle(
             request_id=request_id,
         )
     operation, path_params = routed
-    backend.calls[operation] += 1
+    backend.count_call(operation)
     lowered = lower_headers(headers)
 
     action = lowered.get("x-acs-action")
