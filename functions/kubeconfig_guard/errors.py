@@ -8,7 +8,6 @@ THROTTLING_CODES = frozenset(
         "Throttling.User",
         "Throttling.Api",
         "Throttling.Tenant",
-        "ServiceUnavailable",
         "Throttling.Concurrency",
     }
 )
