@@ -30,7 +30,7 @@ def _section(title: str, entries: EntryList, line: str, max_items: int, report_u
         return []
     shown = entries.items[:max_items]
     out = [f"### {title} ({entries.total})"]
-    out += [line.format(who=_who(e), where=_where(e), e=e) for e in shown]
+    out += [line.format(who=_who(e), where=_where(e), e=e).replace("None", "unknown") for e in shown]
     out += _more(len(shown), entries.total, report_url)
     return [*out, ""]
 

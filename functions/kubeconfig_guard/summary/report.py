@@ -186,16 +186,25 @@ class ReportBuilder:
             total = self._list_totals[cls]
             return EntryList(total=total, truncated=total > len(items), items=items)
 
-        expiring = [e for _, _, e in sorted(self._expiring, key=lambda t: (-t[0], t[1]))]
+        def ordered(items: list[KubeconfigEntry]) -> list[KubeconfigEntry]:
+            return sorted(
+                items, key=lambda e: (e.region, e.cluster_name, e.cluster_id, e.account_name, e.account_id)
+            )
+
+        expiring = [
+            e for _, _, e in sorted(self._expiring, key=lambda t: (-t[0], t[2].cluster_id, t[2].account_id))
+        ]
         by_cluster = sorted(self.by_cluster, key=lambda c: (c.region, c.cluster_id))
+        by_region = {r: self.by_region[r] for r in sorted(self.by_region)}
+        by_type = {t: self.by_type[t] for t in sorted(self.by_type)}
         return Report(
             kubeconfigs=self.kubeconfigs,
             totals=self.totals,
-            by_region=self.by_region,
-            by_account_type=self.by_type,
+            by_region=by_region,
+            by_account_type=by_type,
             by_cluster=by_cluster,
-            orphaned=entry_list(KubeconfigClass.ORPHANED, self._lists[KubeconfigClass.ORPHANED]),
-            root=entry_list(KubeconfigClass.ROOT, self._lists[KubeconfigClass.ROOT]),
+            orphaned=entry_list(KubeconfigClass.ORPHANED, ordered(self._lists[KubeconfigClass.ORPHANED])),
+            root=entry_list(KubeconfigClass.ROOT, ordered(self._lists[KubeconfigClass.ROOT])),
             expiring=entry_list(KubeconfigClass.EXPIRING, expiring),
             expiry_by_month=dict(sorted(self.months.items())),
             expiring_days=self.expiring_days,
