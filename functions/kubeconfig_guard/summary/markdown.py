@@ -30,7 +30,9 @@ def _section(title: str, entries: EntryList, line: str, max_items: int, report_u
         return []
     shown = entries.items[:max_items]
     out = [f"### {title} ({entries.total})"]
-    out += [line.format(who=_who(e), where=_where(e), e=e).replace("None", "unknown") for e in shown]
+    out += [
+        line.format(who=_who(e), where=_where(e), e=e, until=e.cert_expire_time or "unknown") for e in shown
+    ]
     out += _more(len(shown), entries.total, report_url)
     return [*out, ""]
 
@@ -69,14 +71,14 @@ def render_markdown(report: Report, *, max_items: int = 20, report_url: str | No
     body += _section(
         "Orphaned: account deleted or locked, kubeconfig still valid",
         report.orphaned,
-        "- {who} on {where}, cert until {e.cert_expire_time}",
+        "- {who} on {where}, cert until {until}",
         max_items,
         report_url,
     )
     body += _section(
         "Root account kubeconfigs",
         report.root,
-        "- {who} on {where}, cert until {e.cert_expire_time}",
+        "- {who} on {where}, cert until {until}",
         max_items,
         report_url,
     )
@@ -91,7 +93,7 @@ def render_markdown(report: Report, *, max_items: int = 20, report_url: str | No
     body += _section(
         f"Expiring within {report.expiring_days} days",
         report.expiring,
-        "- {who} on {where}: {e.days_left} d left ({e.cert_expire_time})",
+        "- {who} on {where}: {e.days_left} d left ({until})",
         max_items,
         report_url,
     )
