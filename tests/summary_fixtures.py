@@ -64,7 +64,7 @@ def build_report(
         (
             region,
             Cluster(
-                cluster_id=f"c{region[:2]}{i:03d}{'abcdef'[i % 6]}9f2e",
+                cluster_id=f"c{''.join(p[0] for p in region.split('-'))}{i:03d}{'abcdef'[i % 6]}9f2e",
                 name=f"{region.split('-')[1]}-{['prod', 'staging', 'dev', 'data', 'edge'][i % 5]}-{i}",
                 region_id=region,
                 state="running",
@@ -91,15 +91,21 @@ def build_report(
             elif roll < 0.13:
                 states.append(_state("root", uid="1234567890123456", type_=AccountType.ROOT_ACCOUNT))
             elif roll < 0.23:
-                states.append(_state(name, uid=uid, cert=CertState.EXPIRED, expires_in_days=-rng.randrange(1, 400)))
+                states.append(
+                    _state(name, uid=uid, cert=CertState.EXPIRED, expires_in_days=-rng.randrange(1, 400))
+                )
             elif roll < 0.38:
                 states.append(_state(name, uid=uid, expires_in_days=rng.uniform(0.5, 30)))
             elif roll < 0.43:
                 states.append(_state(name, uid=uid, cert=CertState.UNKNOWN_STATE, expires_in_days=None))
             elif roll < 0.55:
                 states.append(
-                    _state(f"role/{name}", uid=f"3{uid[1:]}", type_=AccountType.RAM_ROLE,
-                           expires_in_days=rng.uniform(31, 1000))
+                    _state(
+                        f"role/{name}",
+                        uid=f"3{uid[1:]}",
+                        type_=AccountType.RAM_ROLE,
+                        expires_in_days=rng.uniform(31, 1000),
+                    )
                 )
             else:
                 states.append(_state(name, uid=uid, expires_in_days=rng.uniform(31, 1100)))
@@ -109,7 +115,9 @@ def build_report(
         ]
         for orphan in builder.add_cluster(region, cluster, states):
             if len(actions) < 12:
-                status = [ActionStatus.WOULD_REVOKE, ActionStatus.FAILED, ActionStatus.DEFERRED][len(actions) % 3]
+                status = [ActionStatus.WOULD_REVOKE, ActionStatus.FAILED, ActionStatus.DEFERRED][
+                    len(actions) % 3
+                ]
                 actions.append(
                     Action(
                         region=region,
@@ -145,8 +153,12 @@ def build_report(
         ),
     ]
     reconciliation = Reconciliation(
-        enabled=True, mode="dry-run", outcome="partial", reason="some revocations failed; the next run retries them",
-        actions=actions, counts=count_actions(actions),
+        enabled=True,
+        mode="dry-run",
+        outcome="partial",
+        reason="some revocations failed; the next run retries them",
+        actions=actions,
+        counts=count_actions(actions),
     )
     return builder.build(
         generated_at=_iso(NOW),

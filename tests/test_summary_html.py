@@ -1,0 +1,309 @@
+"""The HTML report: self-contained, escaped, and really rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kubeconfig_guard.summary import html as html_module
+from kubeconfig_guard.summary.html import CLASS_COLORS, MAX_CHART_CLUSTERS, render_html
+from summary_fixtures import EVIL_NAME, build_report, empty_report
+
+# --- structure -----------------------------------------------------------------------------------
+
+EXTERNAL_REF = re.compile(
+    r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//|ftp:)""", re.IGNORECASE
+)
+
+
+def test_self_contained_no_external_references() -> None:
+    page = render_html(build_report())
+    assert page.startswith("<!DOCTYPE html>")
+    assert not EXTERNAL_REF.search(page)
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    assert "<img" not in page.lower()
+    assert "@import" not in page and "url(" not in page
+    # Any URL in the page is the SVG namespace identifier, never fetched.
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) <= {"http://www.w3.org/2000/svg"}
+    assert page.count("<svg") == 3  # by region, by cluster, expiry
+
+
+def test_untrusted_names_are_escaped() -> None:
+    report = build_report(evil_name=True)
+    assert any(e.account_name == EVIL_NAME for e in report.orphaned.items)
+    page = render_html(report)
+    assert EVIL_NAME not in page
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;co" in page
+
+
+def test_contents_headline_tables_and_colors() -> None:
+    report = build_report()
+    page = render_html(report)
+    assert "2026-11-26" in page and "dry-run" in page
+    for region in report.regions:
+        assert region in page
+    for cls, color in CLASS_COLORS.items():
+        assert color in page, cls
+        assert f"{report.totals[cls]:,}" in page
+    for section in ("reconciliation", "orphaned", "root", "not-scanned", "expiring", "types", "clusters"):
+        assert f'id="{section}"' in page
+    for issue in report.skipped_clusters:
+        assert issue.reason.replace("'", "&#39;") in page
+    rec = report.reconciliation
+    assert rec is not None and rec.actions
+    for action in rec.actions:
+        assert action.uid in page
+    for type_name in report.by_account_type:
+        assert f'<td class="name">{type_name}</td>' in page
+    # expiring: soonest first
+    days = [int(d) for d in re.findall(r'<tr><td class="num(?: soon)?">(-?\d+)</td>', page)]
+    assert days == sorted(days) and len(days) == len(report.expiring.items)
+    # every month bar of the expiry chart has a tooltip
+    assert page.count("certificates expire in") >= len(report.expiry_by_month)
+    assert f"{report.totals['expired']} certificates already expired" in page
+
+
+def test_truncation_notes() -> None:
+    report = build_report(orphans=2000, list_limit=50, clusters_per_region=15)
+    assert report.orphaned.truncated
+    page = render_html(report)
+    assert f"Showing the first 50 of {report.orphaned.total}" in page
+    assert f"of {report.expiring.total}" in page or not report.expiring.truncated
+    assert f"Showing the {MAX_CHART_CLUSTERS} clusters with the most urgent items" in page
+    assert f"of {len(report.by_cluster)} scanned" in page
+    cluster_svg = page.split("By cluster", 1)[1].split("</svg>", 1)[0]
+    assert cluster_svg.count(" kubeconfigs</title>") == MAX_CHART_CLUSTERS
+
+
+def test_cluster_chart_keeps_the_most_urgent() -> None:
+    report = build_report(clusters_per_region=15, orphans=31)
+    chart = html_module.cluster_chart(report)
+    shown = {row.full_label for row in chart.rows}
+    urgent = [c for c in report.by_cluster if c.counts["orphaned"] + c.counts["root"] + c.counts["expiring"]]
+    most = max(urgent, key=lambda c: c.counts["orphaned"])
+    assert any(most.cluster_id in label for label in shown)
+    calm = [
+        c for c in report.by_cluster if not (c.counts["orphaned"] + c.counts["root"] + c.counts["expiring"])
+    ]
+    if len(urgent) >= MAX_CHART_CLUSTERS:
+        assert not any(c.cluster_id in label for c in calm for label in shown)
+
+
+def test_empty_report_renders() -> None:
+    page = render_html(empty_report())
+    assert "Nothing needs attention today." in page
+    assert "No cluster was scanned." in page
+    assert "No unexpired certificate has a known expiry time." in page
+
+
+def test_long_expiry_span_is_bucketed_by_year() -> None:
+    report = build_report().model_copy(update={"expiry_by_month": {"2026-12": 3, "2035-06": 2, "2031-01": 1}})
+    chart = html_module.expiry_chart(report)
+    labels = [c.label for c in chart.columns[1:]]
+    assert labels[0] == "2026" and labels[-1] == "2035" and len(labels) == 10
+    assert sum(c.count for c in chart.columns[1:]) == 6
+
+
+def test_jinja2_is_imported_lazily() -> None:
+    code = (
+        "import sys, kubeconfig_guard.handlers, kubeconfig_guard.summary.html;print('jinja2' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_template_is_package_data() -> None:
+    template = Path(html_module.__file__).parent / "templates" / "report.html.j2"
+    assert template.is_file()
+
+
+# --- a real render --------------------------------------------------------------------------------
+
+
+def decode_png(data: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, bytes per pixel, raw pixels) of an 8-bit RGB/RGBA non-interlaced PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, bytearray()
+    width = height = bpp = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and interlace == 0 and color in (2, 6), (depth, color, interlace)
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+    raw = zlib.decompress(bytes(idat))
+    stride = width * bpp
+    high = int.from_bytes(b"\x80" * stride, "big")
+    low = int.from_bytes(b"\x7f" * stride, "big")
+    out = bytearray()
+    prev = bytes(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind = raw[start]
+        line = raw[start + 1 : start + 1 + stride]
+        if kind == 0:
+            row = bytes(line)
+        elif kind == 2:  # Up: bytewise add without carries between bytes
+            a, b = int.from_bytes(line, "big"), int.from_bytes(prev, "big")
+            row = (((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(stride, "big")
+        else:
+            cur = bytearray(line)
+            for i in range(stride):
+                left = cur[i - bpp] if i >= bpp else 0
+                up = prev[i]
+                if kind == 1:
+                    cur[i] = (cur[i] + left) & 0xFF
+                elif kind == 3:
+                    cur[i] = (cur[i] + ((left + up) >> 1)) & 0xFF
+                elif kind == 4:
+                    corner = prev[i - bpp] if i >= bpp else 0
+                    p = left + up - corner
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+                    cur[i] = (cur[i] + pred) & 0xFF
+                else:
+                    raise AssertionError(f"bad PNG filter {kind}")
+            row = bytes(cur)
+        out += row
+        prev = row
+    return width, height, bpp, bytes(out)
+
+
+def color_histogram(width: int, height: int, bpp: int, pixels: bytes) -> Counter[tuple[int, int, int]]:
+    hist: Counter[tuple[int, int, int]] = Counter()
+    stride = width * bpp
+    for y in range(height):
+        row = pixels[y * stride : (y + 1) * stride]
+        hist.update(zip(row[0::bpp], row[1::bpp], row[2::bpp], strict=True))
+    return hist
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    value = hex_color.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def near(hist: Counter[tuple[int, int, int]], color: tuple[int, int, int], tolerance: int = 3) -> int:
+    return sum(
+        n for c, n in hist.items() if all(abs(a - b) <= tolerance for a, b in zip(c, color, strict=True))
+    )
+
+
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(page: Path, out: Path, size: str = "1280,2000") -> bytes:
+    binary = chromium_binary()
+    assert binary is not None
+    with tempfile.TemporaryDirectory(prefix="kcguard-chromium-") as profile:
+        command = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={out}",
+            f"--window-size={size}",
+            page.as_uri(),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert out.is_file(), f"chromium wrote no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
+    return out.read_bytes()
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(
+    chromium_binary() is None, reason="chromium is not installed (apt-get install -y chromium)"
+)
+def test_chromium_renders_the_charts(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(build_report(evil_name=True)), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    width, height, bpp, pixels = decode_png(screenshot(page, shot))
+    keep = os.environ.get("KCGUARD_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "report.png")
+    assert (width, height) == (1280, 2000)
+    hist = color_histogram(width, height, bpp, pixels)
+    assert len(hist) > 200, f"the screenshot looks blank: {len(hist)} colours"
+    counts = {cls: near(hist, _rgb(color)) for cls, color in CLASS_COLORS.items()}
+    # Bars, cards and legend swatches: every class colour covers a real area of the page.
+    assert counts["orphaned"] > 5000, counts
+    assert counts["healthy"] > 20000, counts
+    for cls in ("root", "expired", "expiring", "unknown"):
+        assert counts[cls] > 500, counts
+    # The top of the page is the dark header, the region chart sits in the upper half.
+    assert near(hist, (0x1D, 0x2B, 0x3A)) > 50_000
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(
+    chromium_binary() is None, reason="chromium is not installed (apt-get install -y chromium)"
+)
+def test_chromium_error_page_has_no_chart_colors(tmp_path: Path) -> None:
+    """The check above would notice a failed load: Chromium's error page has none of the colours."""
+    shot = tmp_path / "missing.png"
+    width, height, bpp, pixels = decode_png(screenshot(tmp_path / "does-not-exist.html", shot, "800,600"))
+    hist = color_histogram(width, height, bpp, pixels)
+    assert near(hist, _rgb(CLASS_COLORS["orphaned"])) < 50
+    assert near(hist, _rgb(CLASS_COLORS["healthy"])) < 50
+
+
+def test_png_decoder_roundtrip() -> None:
+    """The test's PNG decoder against every filter type (an encoder written the simple way)."""
+    width, height, bpp = 7, 5, 3
+    pixels = bytes(
+        (x * 37 + y * 91 + c * 53) % 256 for y in range(height) for x in range(width) for c in range(bpp)
+    )
+    stride = width * bpp
+    raw = bytearray()
+    prev = bytes(stride)
+    for y in range(height):
+        row = pixels[y * stride : (y + 1) * stride]
+        kind = y % 5
+        out = bytearray()
+        for i in range(stride):
+            left = row[i - bpp] if i >= bpp else 0
+            up = prev[i]
+            corner = prev[i - bpp] if i >= bpp else 0
+            p = left + up - corner
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+            paeth = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+            pred = [0, left, up, (left + up) >> 1, paeth][kind]
+            out.append((row[i] - pred) & 0xFF)
+        raw += bytes([kind]) + out
+        prev = row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(bytes(raw)))
+        + chunk(b"IEND", b"")
+    )
+    assert decode_png(png) == (width, height, bpp, pixels)
