@@ -306,3 +306,12 @@ def parse_event(raw: bytes | str | Mapping[str, Any] | list[Any]) -> list[Parsed
             return [Ignored(f"batch of {len(decoded)} events, more than the {MAX_BATCH} accepted")]
         return [parse_one(item) for item in decoded]
     return [parse_one(decoded)]
+
+
+def supported_events_markdown() -> str:
+    """The table of supported events, as README.md shows it (a test keeps the two in step)."""
+    lines = ["| ActionTrail service | Event | Means | Principal from |", "|---|---|---|---|"]
+    for e in SUPPORTED_EVENTS:
+        means = f"{e.principal_type.value} {e.kind.value}"
+        lines.append(f"| {e.service} | `{e.event_name}` | {means} | {e.identified_by} |")
+    return "\n".join(lines) + "\n"
