@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .credentials import StaticCredentials, from_environment_or_demo
 from .errors import KcguardError, RetryableInvocationError
+from .models import cluster_unreachable_reason
 from .runtime import Runtime
 from .settings import Mode, Settings
 
@@ -154,6 +155,9 @@ def states(fake: FakeOption = None, live: LiveOption = False) -> None:
         rows: list[tuple[str, str, Any]] = []
         for region in runtime.settings.watched_regions():
             for cluster in await client.describe_clusters(region):
+                if why := cluster_unreachable_reason(cluster):
+                    err.print(f"[yellow]{cluster.name or cluster.cluster_id} skipped: {why}[/yellow]")
+                    continue
                 try:
                     for state in await client.list_kubeconfig_states(region, cluster.cluster_id):
                         rows.append((region, cluster.name or cluster.cluster_id, state))
