@@ -1,0 +1,78 @@
+"""Where credentials come from, and that they never print."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pydantic import SecretStr
+
+from kubeconfig_guard.credentials import (
+    Credentials,
+    DefaultChainCredentials,
+    from_fc_context,
+    provider_for,
+)
+from kubeconfig_guard.runtime import InvocationCredentials
+
+
+def test_fc_context_credentials() -> None:
+    ctx = SimpleNamespace(
+        credentials=SimpleNamespace(
+            access_key_id="STS.id", access_key_secret="sec-ret-1", security_token="tok-en-1"
+        )
+    )
+    creds = from_fc_context(ctx)
+    assert creds is not None and creds.access_key_id == "STS.id"
+    assert creds.security_token is not None and creds.security_token.get_secret_value() == "tok-en-1"
+    assert "sec-ret-1" not in repr(creds) and "tok-en-1" not in str(creds)
+    assert from_fc_context(SimpleNamespace()) is None  # python3.12 runtime: no context.credentials
+    assert isinstance(provider_for(SimpleNamespace()), DefaultChainCredentials)
+
+
+def test_default_chain_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI-test-id")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret-value")
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "env-sts-token")
+    creds = asyncio.run(DefaultChainCredentials().get())
+    assert creds.access_key_id == "LTAI-test-id"
+    assert creds.access_key_secret.get_secret_value() == "env-secret-value"
+    assert creds.security_token is not None and creds.security_token.get_secret_value() == "env-sts-token"
+
+
+def test_no_credentials_is_a_clear_error(tmp_path: Path) -> None:
+    """In a clean environment (no variables, no CLI profile, no metadata service) the chain fails clearly."""
+    code = (
+        "import asyncio\n"
+        "from kubeconfig_guard.credentials import DefaultChainCredentials\n"
+        "try:\n"
+        "    asyncio.run(DefaultChainCredentials().get())\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.stdout.startswith("CredentialsError") and "credentials" in run.stdout, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_each_invocation_brings_fresh_sts_credentials() -> None:
+    provider = InvocationCredentials(fallback=None)
+    first = Credentials("STS.a", SecretStr("s1-secret"), SecretStr("t1-token"))
+    second = Credentials("STS.b", SecretStr("s2-secret"), SecretStr("t2-token"))
+    provider.update(first)
+    assert asyncio.run(provider.get()).access_key_id == "STS.a"
+    provider.update(None)  # an invocation without credentials keeps the last ones
+    provider.update(second)
+    assert asyncio.run(provider.get()).access_key_id == "STS.b"
