@@ -1,0 +1,520 @@
+"""Chat channels and the generic webhook, against a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+
+from kubeconfig_guard.settings import Settings
+from kubeconfig_guard.summary import notify
+from kubeconfig_guard.summary.notify import Delivery, deliver_all
+from kubeconfig_guard.summary.report import Report
+from summary_fixtures import EVIL_NAME, build_report
+
+NOW_S = 1_764_122_400.25  # the fixed clock of the tests
+DINGTALK_SECRET = "SEC0123456789abcdefdingtalk"
+FEISHU_SECRET = "feishuSecret0123456789"
+REPORT_URL = "https://reports.example.com/kubeconfig-guard/2026-11-26/report.html"
+WAIT = 0.001  # retry back-off ceiling in the tests
+
+
+@dataclass
+class Captured:
+    method: str
+    path: str
+    raw_query: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Response = tuple[int, Any, dict[str, str]]
+
+
+@dataclass
+class Receiver:
+    """A stdlib HTTP server recording every request; answers are scripted per path."""
+
+    url: str = ""
+    requests: list[Captured] = field(default_factory=list)
+    scripts: dict[str, list[Response]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, path: str, *responses: Response) -> None:
+        with self.lock:
+            self.scripts.setdefault(path, []).extend(responses)
+
+    def on(self, path: str) -> list[Captured]:
+        return [r for r in self.requests if r.path == path]
+
+    def answer(self, path: str) -> Response:
+        with self.lock:
+            queue = self.scripts.get(path)
+            if queue:
+                return queue.pop(0)
+        if path.startswith("/services/"):
+            return 200, "ok", {"Content-Type": "text/html"}
+        if path.startswith("/open-apis/"):
+            return (
+                200,
+                {"StatusCode": 0, "StatusMessage": "success", "code": 0, "msg": "success", "data": {}},
+                {},
+            )
+        if path.startswith("/hook/"):
+            return 202, "", {}
+        return 200, {"errcode": 0, "errmsg": "ok"}, {}
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            captured = Captured(
+                method=self.command,
+                path=parts.path,
+                raw_query=parts.query,
+                query={k: v[0] for k, v in parse_qs(parts.query).items()},
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            with receiver.lock:
+                receiver.requests.append(captured)
+            status, payload, headers = receiver.answer(parts.path)
+            data = payload if isinstance(payload, bytes) else (
+                payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            )  # fmt: skip
+            self.send_response(status)
+            if "Content-Type" not in headers:
+                headers = {
+                    **headers,
+                    "Content-Type": "application/json" if not isinstance(payload, str) else "text/plain",
+                }
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_POST = _serve
+        do_PUT = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
+    server.daemon_threads = True
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield rec
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _no_channel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DINGTALK_WEBHOOK", "DINGTALK_SECRET", "FEISHU_WEBHOOK", "FEISHU_SECRET", "WECOM_WEBHOOK",
+                 "SLACK_WEBHOOK", "WEBHOOK_URL", "REPORT_URL"):  # fmt: skip
+        monkeypatch.delenv(f"KCGUARD_{name}", raising=False)
+
+
+def urls(base: str) -> dict[str, str]:
+    return {
+        "dingtalk_webhook": f"{base}/robot/send?access_token=tok123dingtalk",
+        "feishu_webhook": f"{base}/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token",
+        "wecom_webhook": f"{base}/cgi-bin/webhook/send?key=wecom-key-693a91f6",
+        "slack_webhook": f"{base}/services/T0001/B0002/slackToken123456",
+        "webhook_url": f"{base}/hook/generic-token-42",
+    }
+
+
+def all_channels(base: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        **urls(base),
+        "dingtalk_secret": DINGTALK_SECRET,
+        "feishu_secret": FEISHU_SECRET,
+        "report_url": REPORT_URL,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def deliver(report: Report, settings: Settings, **kwargs: Any) -> list[Delivery]:
+    kwargs.setdefault("retry_wait_max", WAIT)
+    return asyncio.run(deliver_all(report, settings, clock=lambda: NOW_S, **kwargs))
+
+
+def by_channel(deliveries: list[Delivery]) -> dict[str, Delivery]:
+    return {d.channel: d for d in deliveries}
+
+
+SECRETS = ("tok123dingtalk", "5a1e2c3d-feishu-hook-token", "wecom-key-693a91f6", "slackToken123456",
+           "generic-token-42", DINGTALK_SECRET, FEISHU_SECRET)  # fmt: skip
+
+
+def assert_no_secret(text: str | None, base: str) -> None:
+    assert text is not None
+    assert base not in text
+    for secret in SECRETS:
+        assert secret not in text, (secret, text)
+
+
+# --- formats ------------------------------------------------------------------------------------
+
+
+def test_every_channel_gets_its_documented_format(receiver: Receiver) -> None:
+    report = build_report()
+    deliveries = deliver(report, all_channels(receiver.url))
+    assert [d.channel for d in deliveries] == ["dingtalk", "feishu", "wecom", "slack", "webhook"]
+    for d in deliveries:
+        assert d.ok and d.attempts == 1 and d.error is None, d
+    assert len(receiver.requests) == 5
+    for r in receiver.requests:
+        assert r.method == "POST"
+        assert r.headers["content-type"].startswith("application/json")
+        assert int(r.headers["content-length"]) == len(r.body)
+    sizes = {d.channel: d.bytes for d in deliveries}
+
+    # DingTalk: markdown message, signature in the query string.
+    (ding,) = receiver.on("/robot/send")
+    body = ding.json()
+    assert set(body) == {"msgtype", "markdown"} and body["msgtype"] == "markdown"
+    assert body["markdown"]["title"].startswith("kubeconfig-guard 2026-11-26: 20 orphaned")
+    text = body["markdown"]["text"]
+    assert text.startswith("## kubeconfig-guard daily summary — 2026-11-26")
+    assert f"[Full report]({REPORT_URL})" in text
+    assert ding.query["access_token"] == "tok123dingtalk"
+    timestamp = ding.query["timestamp"]
+    assert timestamp == str(int(NOW_S * 1000))
+    expected = base64.b64encode(
+        hmac.new(
+            DINGTALK_SECRET.encode(), f"{timestamp}\n{DINGTALK_SECRET}".encode(), hashlib.sha256
+        ).digest()
+    ).decode()
+    assert ding.query["sign"] == expected
+    raw_sign = re.search(r"(?:^|&)sign=([^&]+)", ding.raw_query)
+    assert raw_sign is not None and unquote(raw_sign.group(1)) == expected  # URL-encoded (+, /, =)
+    assert not set(raw_sign.group(1)) & set("+/=")
+    assert sizes["dingtalk"] == len(ding.body)
+
+    # Feishu: interactive card with a lark_md div; timestamp and sign in the body.
+    (feishu,) = receiver.on("/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token")
+    body = feishu.json()
+    assert body["msg_type"] == "interactive"
+    assert body["timestamp"] == str(int(NOW_S))
+    string_to_sign = f"{body['timestamp']}\n{FEISHU_SECRET}"
+    assert (
+        body["sign"]
+        == base64.b64encode(hmac.new(string_to_sign.encode(), b"", hashlib.sha256).digest()).decode()
+    )
+    card = body["card"]
+    assert card["header"]["title"]["tag"] == "plain_text"
+    assert card["header"]["template"] == "red"
+    (element,) = card["elements"]
+    assert element["tag"] == "div" and element["text"]["tag"] == "lark_md"
+    content = element["text"]["content"]
+    assert content.startswith("**kubeconfig-guard daily summary — 2026-11-26**")
+    assert "\n#" not in content and "\n> " not in content
+    assert f"[Full report]({REPORT_URL})" in content
+    assert len(feishu.body) <= 20 * 1024
+
+    # WeCom: markdown content within 4096 bytes.
+    (wecom,) = receiver.on("/cgi-bin/webhook/send")
+    assert wecom.query == {"key": "wecom-key-693a91f6"}
+    body = wecom.json()
+    assert body["msgtype"] == "markdown" and set(body["markdown"]) == {"content"}
+    assert len(body["markdown"]["content"].encode()) <= 4096
+    assert body["markdown"]["content"].startswith("## kubeconfig-guard daily summary")
+
+    # Slack: fallback text and mrkdwn sections.
+    (slack,) = receiver.on("/services/T0001/B0002/slackToken123456")
+    body = slack.json()
+    assert body["text"].startswith("kubeconfig-guard 2026-11-26")
+    assert 1 <= len(body["blocks"]) <= 50
+    for block in body["blocks"]:
+        assert block["type"] == "section" and block["text"]["type"] == "mrkdwn"
+        assert len(block["text"]["text"]) <= 3000
+    mrkdwn = "\n".join(b["text"]["text"] for b in body["blocks"])
+    assert mrkdwn.startswith("*kubeconfig-guard daily summary — 2026-11-26*")
+    assert "*20 orphaned*" in mrkdwn and "**" not in mrkdwn
+    assert f"<{REPORT_URL}|Full report>" in mrkdwn
+    assert "\n• *failed* `" in mrkdwn
+
+    # Generic webhook: the JSON report.
+    (hook,) = receiver.on("/hook/generic-token-42")
+    assert hook.json() == report.model_dump(mode="json")
+    assert hook.headers["content-type"] == "application/json; charset=utf-8"
+    assert by_channel(deliveries)["webhook"].status_code == 202
+
+
+def test_unsigned_when_no_secret(receiver: Receiver) -> None:
+    settings = all_channels(receiver.url, dingtalk_secret=None, feishu_secret=None)
+    assert all(d.ok for d in deliver(build_report(), settings))
+    (ding,) = receiver.on("/robot/send")
+    assert ding.query == {"access_token": "tok123dingtalk"}
+    (feishu,) = receiver.on("/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token")
+    assert "sign" not in feishu.json() and "timestamp" not in feishu.json()
+
+
+def test_untrusted_names_cannot_mention(receiver: Receiver) -> None:
+    report = build_report(evil_name=True)
+    deliver(report, all_channels(receiver.url))
+    for r in receiver.requests:
+        if r.path.startswith("/hook/"):
+            continue
+        text = r.body.decode()
+        assert "<script>" not in text, r.path
+    slack = receiver.on("/services/T0001/B0002/slackToken123456")[0].body.decode()
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;&amp;co" in slack
+
+
+def test_markdown_dialects() -> None:
+    md = "## Title\n\n**3 orphaned** · x\n> why <!channel>\n- **failed** `a&b` [Full report](https://r.example/x?a=1)\n"
+    slack = notify.to_slack(md)
+    assert slack.splitlines() == [
+        "*Title*",
+        "",
+        "*3 orphaned* · x",
+        "> why &lt;!channel&gt;",
+        "• *failed* `a&amp;b` <https://r.example/x?a=1|Full report>",
+    ]
+    lark = notify.to_lark_md(md + "<at id=all></at>")
+    assert lark.splitlines()[0] == "**Title**" and "<at" not in lark and "why ＜!channel>" in lark
+    assert "<" not in notify.to_wecom("<@alice>") and "<" not in notify.to_dingtalk("<b>")
+
+
+def test_slack_sections_split_on_lines() -> None:
+    text = "\n".join(f"line {i} " + "x" * 90 for i in range(100))
+    sections = notify.slack_sections(text)
+    assert all(len(s) <= 3000 for s in sections) and len(sections) > 3
+    assert "\n".join(sections) == text
+    long = notify.slack_sections("y" * 7000)
+    assert [len(s) for s in long] == [3000, 3000, 1000]
+
+
+# --- size limits ----------------------------------------------------------------------------------
+
+
+def test_size_limits_with_2000_orphans(receiver: Receiver) -> None:
+    report = build_report(orphans=2000)
+    assert report.orphaned.total == 2020
+    deliveries = by_channel(deliver(report, all_channels(receiver.url)))
+    assert all(d.ok for d in deliveries.values())
+    for name in ("dingtalk", "feishu", "wecom", "slack"):
+        assert deliveries[name].truncated, name
+    assert not deliveries["webhook"].truncated
+
+    ding = receiver.on("/robot/send")[0].json()["markdown"]["text"]
+    assert len(ding.encode()) <= 20_000
+    assert "... and 2000 more — see the [full report](" in ding  # 20 of 2020 shown
+
+    feishu = receiver.on("/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token")[0]
+    assert len(feishu.body) <= 20 * 1024
+    assert "... and 2000 more" in feishu.json()["card"]["elements"][0]["text"]["content"]
+
+    wecom = receiver.on("/cgi-bin/webhook/send")[0].json()["markdown"]["content"]
+    assert len(wecom.encode()) <= 4096
+    shown = re.search(r"\.\.\. and (\d+) more", wecom.split("### Orphaned", 1)[1])
+    assert shown is not None and 2000 <= int(shown.group(1)) < 2020
+    assert deliveries["wecom"].bytes < deliveries["dingtalk"].bytes
+
+    slack = receiver.on("/services/T0001/B0002/slackToken123456")[0].json()
+    assert len(slack["blocks"]) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in slack["blocks"])
+    assert "... and 2000 more" in "\n".join(b["text"]["text"] for b in slack["blocks"])
+
+
+def test_small_report_is_not_truncated(receiver: Receiver) -> None:
+    report = build_report(clusters_per_region=1, users_per_cluster=5)
+    deliveries = deliver(report, all_channels(receiver.url, feishu_webhook=None, wecom_webhook=None))
+    assert [d.truncated for d in deliveries] == [False, False, False]
+
+
+def test_hard_cut_at_a_utf8_boundary(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notify, "WECOM_CONTENT_LIMIT_BYTES", 300)
+    (delivery,) = deliver(build_report(), Settings(wecom_webhook=urls(receiver.url)["wecom_webhook"]))
+    assert delivery.ok and delivery.truncated
+    content = receiver.requests[0].json()["markdown"]["content"]
+    assert len(content.encode()) <= 300
+    assert content.endswith(notify.TRUNCATION_LINE + "\n")
+    assert content.startswith("## kubeconfig-guard daily summary")
+
+
+def test_cut_utf8() -> None:
+    text = "ab—·≤c"
+    for n in range(len(text.encode()) + 2):
+        cut = notify.cut_utf8(text, n)
+        assert len(cut.encode()) <= n and text.startswith(cut)
+    assert notify.cut_utf8(text, 3) == "ab"
+
+
+# --- failures and retries ------------------------------------------------------------------------
+
+
+def test_500_then_200_is_retried(receiver: Receiver) -> None:
+    receiver.script("/robot/send", (500, {"errcode": -1, "errmsg": "busy"}, {}))
+    settings = Settings(
+        dingtalk_webhook=urls(receiver.url)["dingtalk_webhook"], dingtalk_secret=DINGTALK_SECRET
+    )
+    (d,) = deliver(build_report(), settings)
+    assert d.ok and d.attempts == 2 and d.status_code == 200 and d.error is None
+    first, second = receiver.requests
+    assert first.body == second.body
+    assert first.query["sign"] == second.query["sign"]  # same fixed clock
+
+
+def test_always_500_reports_failure_without_secrets(receiver: Receiver) -> None:
+    hook = urls(receiver.url)["dingtalk_webhook"]
+    echo = f"upstream failed for POST {hook}&timestamp=1&sign=x secret={DINGTALK_SECRET}"
+    receiver.script("/robot/send", *[(500, echo, {"Content-Type": "text/plain"})] * 10)
+    settings = Settings(dingtalk_webhook=hook, dingtalk_secret=DINGTALK_SECRET)
+    (d,) = deliver(build_report(), settings, max_attempts=3)
+    assert not d.ok and d.attempts == 3 and d.status_code == 500
+    assert len(receiver.requests) == 3
+    assert d.error is not None and d.error.startswith("dingtalk: HTTP 500")
+    assert_no_secret(d.error, receiver.url)
+    assert "after 3 attempts" in d.error
+
+
+def test_default_attempts(receiver: Receiver) -> None:
+    receiver.script("/hook/generic-token-42", *[(503, "", {})] * 10)
+    (d,) = deliver(build_report(), Settings(webhook_url=urls(receiver.url)["webhook_url"]))
+    assert not d.ok and d.attempts == notify.MAX_ATTEMPTS == len(receiver.requests)
+    assert d.error == f"webhook: HTTP 503 (after {notify.MAX_ATTEMPTS} attempts)"
+
+
+def test_dingtalk_rate_limit_code_is_retried(receiver: Receiver) -> None:
+    receiver.script(
+        "/robot/send", (200, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}, {})
+    )
+    (d,) = deliver(build_report(), all_channels(receiver.url, feishu_webhook=None, wecom_webhook=None,
+                                                 slack_webhook=None, webhook_url=None))  # fmt: skip
+    assert d.ok and d.attempts == 2
+    assert len(receiver.on("/robot/send")) == 2
+
+
+def test_dingtalk_error_code_is_not_retried(receiver: Receiver) -> None:
+    receiver.script("/robot/send", (200, {"errcode": 310000, "errmsg": "sign not match"}, {}))
+    (d,) = deliver(build_report(), Settings(dingtalk_webhook=urls(receiver.url)["dingtalk_webhook"]))
+    assert not d.ok and d.attempts == 1 and d.status_code == 200
+    assert d.error == "dingtalk: HTTP 200 errcode 310000: sign not match"
+
+
+def test_wecom_rate_limit_then_ok(receiver: Receiver) -> None:
+    receiver.script("/cgi-bin/webhook/send", (200, {"errcode": 45009, "errmsg": "api freq out of limit"}, {}))
+    (d,) = deliver(build_report(), Settings(wecom_webhook=urls(receiver.url)["wecom_webhook"]))
+    assert d.ok and d.attempts == 2
+
+
+def test_feishu_errors(receiver: Receiver) -> None:
+    path = "/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token"
+    receiver.script(path, (200, {"code": 11232, "msg": "frequency limited"}, {}))
+    receiver.script(
+        path, (200, {"code": 19021, "msg": "sign match fail or timestamp is not within one hour"}, {})
+    )
+    settings = Settings(feishu_webhook=urls(receiver.url)["feishu_webhook"], feishu_secret=FEISHU_SECRET)
+    (d,) = deliver(build_report(), settings)
+    assert not d.ok and d.attempts == 2
+    assert (
+        d.error
+        == "feishu: HTTP 200 code 19021: sign match fail or timestamp is not within one hour (after 2 attempts)"
+    )
+
+
+def test_slack_429_honours_retry_after_then_ok(receiver: Receiver) -> None:
+    path = "/services/T0001/B0002/slackToken123456"
+    receiver.script(path, (429, "rate_limited", {"Retry-After": "0", "Content-Type": "text/plain"}))
+    (d,) = deliver(build_report(), Settings(slack_webhook=urls(receiver.url)["slack_webhook"]))
+    assert d.ok and d.attempts == 2
+    receiver.script(path, (200, "invalid_blocks", {"Content-Type": "text/plain"}))
+    (d,) = deliver(build_report(), Settings(slack_webhook=urls(receiver.url)["slack_webhook"]))
+    assert not d.ok and d.attempts == 1 and d.error == "slack: HTTP 200: invalid_blocks"
+
+
+def test_connection_refused_is_reported() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    deliveries = deliver(build_report(), all_channels(base), max_attempts=2)
+    assert len(deliveries) == 5
+    for d in deliveries:
+        assert not d.ok and d.attempts == 2 and d.status_code is None
+        assert d.error is not None and d.error.startswith(f"{d.channel}: ConnectError")
+        assert_no_secret(d.error, base)
+
+
+def test_one_failing_channel_does_not_affect_the_others(receiver: Receiver) -> None:
+    receiver.script("/cgi-bin/webhook/send", *[(502, "", {})] * 10)
+    deliveries = by_channel(deliver(build_report(), all_channels(receiver.url), max_attempts=2))
+    assert not deliveries["wecom"].ok
+    assert all(d.ok for name, d in deliveries.items() if name != "wecom")
+
+
+def test_disabled_channels_send_nothing(receiver: Receiver) -> None:
+    assert deliver(build_report(), Settings()) == []
+    assert receiver.requests == []
+    (d,) = deliver(
+        build_report(), Settings(slack_webhook=urls(receiver.url)["slack_webhook"], dingtalk_secret="x")
+    )
+    assert d.channel == "slack"
+    assert [r.path for r in receiver.requests] == ["/services/T0001/B0002/slackToken123456"]
+
+
+def test_custom_transport() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    settings = Settings(wecom_webhook="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc-123456")
+    (d,) = deliver(build_report(), settings, transport=httpx.MockTransport(handler))
+    assert d.ok and len(seen) == 1 and seen[0].url.params["key"] == "abc-123456"
+
+
+def test_a_broken_channel_builder_never_raises(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
+    def boom(*_: Any) -> Any:
+        raise RuntimeError(f"bad url {urls(receiver.url)['slack_webhook']}")
+
+    monkeypatch.setattr(
+        notify, "CHANNELS", tuple((n, f, boom if n == "slack" else b) for n, f, b in notify.CHANNELS)
+    )
+    deliveries = by_channel(deliver(build_report(), all_channels(receiver.url)))
+    assert not deliveries["slack"].ok and deliveries["slack"].attempts == 0
+    assert_no_secret(deliveries["slack"].error, receiver.url)
+    assert deliveries["dingtalk"].ok
+
+
+def test_escaped_name_in_json_webhook_is_exact(receiver: Receiver) -> None:
+    report = build_report(evil_name=True)
+    deliver(report, Settings(webhook_url=urls(receiver.url)["webhook_url"]))
+    names = [e["account_name"] for e in receiver.requests[0].json()["orphaned"]["items"]]
+    assert EVIL_NAME in names
