@@ -1,0 +1,332 @@
+"""scripts/build makes Function Compute packages that work on the real runtimes' Pythons.
+
+One build (both runtimes) is shared by the module. For each runtime, the matching
+CPython (pyenv) runs isolated (``-I -S``: no site-packages, nothing from the dev venv)
+with only the built directory added to ``sys.path``; it imports every handler of
+template.yml and handles ``events/ram-delete-user.json`` against the fake ACK served
+from the dev venv, with credentials from the default chain (the ``ALIBABA_CLOUD_*``
+variables, as on python3.12 where the context carries none).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_SCRIPT = ROOT / "scripts" / "build"
+WORLD = ROOT / "examples" / "world.json"
+SAMPLE = ROOT / "events" / "ram-delete-user.json"
+TEMPLATE = ROOT / "template.yml"
+ALICE = "200000000000000101"
+RUNTIMES = ("python3.10", "python3.12")
+# Local-only or development distributions that must never be deployed.
+FORBIDDEN_TOP_LEVEL = {
+    "tests",
+    "typer",
+    "rich",
+    "pytest",
+    "_pytest",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "yaml",
+    "bin",
+}
+
+
+def load_build_script() -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader("kcguard_build_script", str(BUILD_SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+build_script = load_build_script()
+
+
+def interpreter(runtime: str) -> Path | None:
+    """The pyenv CPython of a runtime (highest patch release), else one on PATH."""
+    version = runtime.removeprefix("python")
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(
+        (p for p in versions.glob(f"{version}.*") if re.fullmatch(rf"{re.escape(version)}\.\d+", p.name)),
+        key=lambda p: int(p.name.rsplit(".", 1)[1]),
+    )
+    for candidate in reversed(candidates):
+        if (candidate / "bin" / "python").exists():
+            return candidate / "bin" / "python"
+    found = shutil.which(f"python{version}")
+    return Path(found) if found else None
+
+
+def template_handlers() -> list[str]:
+    template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    return sorted({r["props"]["handler"] for r in template["resources"].values()})
+
+
+@pytest.fixture(scope="module")
+def build_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fc-build")
+    process = subprocess.run(
+        [sys.executable, str(BUILD_SCRIPT), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path_factory.getbasetemp(),
+    )
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
+    print(process.stdout)
+    return out
+
+
+def package_dir(build_out: Path, runtime: str) -> Path:
+    return build_out / build_script.package_dir_name(runtime)
+
+
+def package_zip(build_out: Path, runtime: str) -> Path:
+    return build_out / build_script.zip_name(runtime)
+
+
+def files_of(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+
+
+# --- what is in the package ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, runtime: str) -> None:
+    directory = package_dir(build_out, runtime)
+    files = files_of(directory)
+    top_level = {f.split("/", 1)[0] for f in files}
+    assert not top_level & FORBIDDEN_TOP_LEVEL, sorted(top_level & FORBIDDEN_TOP_LEVEL)
+    assert not (directory / "kubeconfig_guard" / "fake").exists()
+    assert not (directory / "kubeconfig_guard" / "cli.py").exists()
+    assert "kubeconfig_guard/handlers.py" in files
+    # package data travels with the code
+    source_data = [
+        p.relative_to(build_script.PACKAGE_SRC.parent).as_posix()
+        for p in build_script.PACKAGE_SRC.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "fake" not in p.parts
+    ]
+    assert set(source_data) <= set(files)
+    assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".pyo"))]
+
+    installed = {build_script.canonical(name) for name in build_script.installed_requirements(directory)}
+    project = build_script.tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirement = build_script._requirement_class()
+    runtime_names = {build_script.canonical(requirement(r).name) for r in project["dependencies"]}
+    local_only = {
+        build_script.canonical(requirement(r).name)
+        for extra in ("cli", "dev")
+        for r in project["optional-dependencies"][extra]
+    } - {"kubeconfig-guard"}
+    assert runtime_names <= installed
+    assert not installed & local_only, sorted(installed & local_only)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_compiled_wheels_match_the_runtime(build_out: Path, runtime: str) -> None:
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    extensions = [f for f in files_of(package_dir(build_out, runtime)) if f.endswith(".so")]
+    assert any(f.startswith("pydantic_core/") for f in extensions)
+    for extension in extensions:
+        assert f".{tag}-x86_64-linux-gnu.so" in extension or extension.endswith(".abi3.so"), extension
+    # markers evaluated for the target Python, not for the Python that ran pip
+    assert (
+        build_script.missing_requirements(
+            package_dir(build_out, runtime),
+            runtime.removeprefix("python"),
+            build_script.runtime_requirements([]),
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_zip_is_the_directory_reproducibly(build_out: Path, runtime: str, tmp_path: Path) -> None:
+    directory, archive = package_dir(build_out, runtime), package_zip(build_out, runtime)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == files_of(directory)
+        assert {info.date_time for info in zf.infolist()} == {build_script.ZIP_DATE}
+    again = tmp_path / "again.zip"
+    build_script.make_zip(directory, again)
+    assert again.read_bytes() == archive.read_bytes()
+    unzipped = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    print(f"{runtime}: {unzipped / 2**20:.1f} MiB unzipped, {archive.stat().st_size / 2**20:.1f} MiB zipped")
+    # Function Compute takes code packages of at most 500 MB (100 MB zipped through the API).
+    assert archive.stat().st_size < 100 * 2**20
+
+
+# --- the package on the runtime's own Python --------------------------------------------
+
+CHILD = r"""
+import asyncio, importlib, json, sys
+
+build, sample, handlers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+assert not [p for p in sys.path if "site-packages" in p or "dist-packages" in p], sys.path
+sys.path.insert(0, build)
+
+import kubeconfig_guard
+assert kubeconfig_guard.__file__.startswith(build), kubeconfig_guard.__file__
+for name in handlers:
+    module, _, attribute = name.rpartition(".")
+    assert callable(getattr(importlib.import_module(module), attribute)), name
+
+from kubeconfig_guard.credentials import DefaultChainCredentials
+credentials = asyncio.run(DefaultChainCredentials().get())
+
+
+class Function:
+    name = "kubeconfig-guard-event"
+    handler = "kubeconfig_guard.handlers.event_handler"
+    memory = 256
+    timeout = 120
+
+
+class Context:  # python3.12-like: no credentials, the default chain finds them
+    request_id = "build-test-0001"
+    region = "cn-hangzhou"
+    account_id = "5000000000000001"
+    function = Function()
+    credentials = None
+
+
+from kubeconfig_guard.handlers import event_handler
+
+with open(sample, "rb") as f:
+    result = json.loads(event_handler(f.read(), Context()))
+forbidden = sorted(
+    m for m in sys.modules
+    if m.split(".")[0] in ("typer", "rich", "pytest", "_pytest", "hypothesis")
+    or m in ("kubeconfig_guard.fake", "kubeconfig_guard.cli")
+    or m.startswith("kubeconfig_guard.fake.")
+)
+print("RESULT " + json.dumps({
+    "python": sys.version.split()[0],
+    "access_key_id": credentials.access_key_id,
+    "forbidden_modules": forbidden,
+    "result": result,
+}))
+"""
+
+
+@contextmanager
+def fake_ack(final_world: Path) -> Iterator[str]:
+    """The fake ACK serving examples/world.json from the dev venv; the final world is dumped on exit."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALIBABA_CLOUD_", "KCGUARD_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "functions"), env.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubeconfig_guard.fake",
+            "serve",
+            "--world",
+            str(WORLD),
+            "--port",
+            "0",
+            "--dump-world",
+            str(final_world),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, process.stderr.read() if process.poll() else "")
+        yield url
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_isolated(python: Path, build: Path, url: str) -> dict[str, Any]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALIBABA_CLOUD_", "KCGUARD_", "PYTHON"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env |= {
+        "KCGUARD_CS_ENDPOINT": url,
+        "KCGUARD_MODE": "enforce",
+        "KCGUARD_REGIONS": "cn-hangzhou",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": DEMO_ACCESS_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEMO_ACCESS_KEY_SECRET,
+    }
+    process = subprocess.run(
+        [str(python), "-I", "-S", "-c", CHILD, str(build), str(SAMPLE), json.dumps(template_handlers())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=build.parent,
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-5000:]
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, process.stdout[-3000:] + process.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_built_package_revokes_alice_on_the_runtime_python(
+    build_out: Path, runtime: str, tmp_path: Path
+) -> None:
+    python = interpreter(runtime)
+    if python is None:
+        pytest.skip(f"no CPython {runtime.removeprefix('python')} here (pyenv or PATH)")
+    final_world = tmp_path / "final-world.json"
+    with fake_ack(final_world) as url:
+        report = run_isolated(python, package_dir(build_out, runtime), url)
+
+    assert report["python"].startswith(runtime.removeprefix("python") + ".")
+    assert report["access_key_id"] == DEMO_ACCESS_KEY_ID
+    assert report["forbidden_modules"] == []
+    result = report["result"]
+    assert result["outcome"] == "ok", result
+    assert result["mode"] == "enforce"
+    alice = [a for a in result["actions"] if a["uid"] == ALICE]
+    assert alice and {a["status"] for a in alice} == {"revoked"}, result["actions"]
+
+    world = json.loads(final_world.read_text(encoding="utf-8"))
+    clusters = [c for region in world["regions"].values() for c in region["clusters"]]
+    assert not [c["cluster_id"] for c in clusters if ALICE in {k["account_id"] for k in c["kubeconfigs"]}]
+    binned = {c["cluster_id"] for c in clusters if ALICE in {k["account_id"] for k in c["recycle_bin"]}}
+    assert binned == {a["cluster_id"] for a in alice}
