@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""The fake ACK for ``scripts/bench``: a generated world behind the real HTTP server, in its own process.
+
+    python scripts/benchlib/server.py '{"seed": 1, "regions": ["cn-hangzhou"], "clusters_per_region": 10,
+                                        "kubeconfigs_per_cluster": 30, "deleted_user": "x",
+                                        "deleted_user_clusters": 3, "burst_users": 0}'
+
+The first line of standard output is JSON: ``{"url": "http://127.0.0.1:PORT", "meta": {...}}``
+(``meta``: what the bench needs to know about the world to compute call counts and bounds).
+Then it reads one JSON command per line on standard input and answers one JSON line each:
+
+* ``{"cmd": "reset", "latency_ms": 50, "rate_limit": null, "burst": null}``: the world as
+  generated again (every write undone), counters zeroed, faults set for every operation
+  (the fake's token buckets are per operation).
+* ``{"cmd": "stats"}``: requests per operation as counted by the backend (``backend.calls``:
+  every request, throttled ones included), injected faults (``backend.fault_counts``),
+  effective revocations, Clean calls, and the server's CPU seconds since the last reset.
+* ``{"cmd": "quit"}`` (or end of input): stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+from kubeconfig_guard.fake import FakeAck, FakeAckServer, FaultSpec, World, generate_world
+from kubeconfig_guard.models import CLUSTER_STATES_WITHOUT_API_SERVER
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def mark_burst_users(world: World, count: int) -> list[str]:
+    """Pick ``count`` RAM users with a unique name and mark them Deleted on every cluster."""
+    by_name: dict[str, set[str]] = {}
+    for region in world.regions.values():
+        for cluster in region.clusters:
+            for k in cluster.kubeconfigs:
+                if k.account_type == "RamUser" and k.account_name:
+                    by_name.setdefault(k.account_name, set()).add(k.account_id)
+    unique = sorted(name for name, uids in by_name.items() if len(uids) == 1)
+    if len(unique) < count:
+        raise SystemExit(f"only {len(unique)} uniquely named RAM users in the world, {count} wanted")
+    # Deterministic: every k-th name, so they are spread over the principal pool.
+    step = len(unique) / count
+    chosen = [unique[int(i * step)] for i in range(count)]
+    wanted = set(chosen)
+    for region in world.regions.values():
+        for cluster in region.clusters:
+            for k in cluster.kubeconfigs:
+                if k.account_type == "RamUser" and k.account_name in wanted:
+                    k.account_state = "Deleted"
+                    k.revokable = True
+    return chosen
+
+
+def backend_key_id() -> str:
+    return os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or DEMO_ACCESS_KEY_ID
+
+
+def backend_key_secret() -> str:
+    return os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET
+
+
+def describe(world: World, spec: dict[str, Any], burst_names: list[str]) -> dict[str, Any]:
+    regions: dict[str, Any] = {}
+    for name, region in world.regions.items():
+        running = [c for c in region.clusters if c.state.lower() not in CLUSTER_STATES_WITHOUT_API_SERVER]
+        regions[name] = {
+            "clusters": len(region.clusters),
+            "running": len(running),
+            # Kubeconfig states per running cluster: the bench derives the listing calls from them.
+            "states": [len(c.kubeconfigs) for c in running],
+        }
+    deleted = spec.get("deleted_user")
+    on_clusters = 0
+    if deleted:
+        for region in world.regions.values():
+            for c in region.clusters:
+                if any(k.account_name == deleted for k in c.kubeconfigs):
+                    on_clusters += 1
+    burst_pairs = 0
+    if burst_names:
+        wanted = set(burst_names)
+        for region in world.regions.values():
+            for c in region.clusters:
+                if c.state.lower() in CLUSTER_STATES_WITHOUT_API_SERVER:
+                    continue
+                burst_pairs += len({k.account_id for k in c.kubeconfigs if k.account_name in wanted})
+    return {
+        "now": world.now,
+        "regions": regions,
+        "kubeconfigs": sum(sum(len(c.kubeconfigs) for c in r.clusters) for r in world.regions.values()),
+        "deleted_user": deleted,
+        "deleted_user_clusters": on_clusters,
+        "burst_users": burst_names,
+        "burst_pairs_on_running_clusters": burst_pairs,
+        # For the SDK worker, which must not import kubeconfig_guard (its RSS would include it).
+        "not_running": sorted(CLUSTER_STATES_WITHOUT_API_SERVER),
+        "access_key": [backend_key_id(), backend_key_secret()],
+    }
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    started = time.perf_counter()
+    world = generate_world(
+        spec["seed"],
+        regions=spec["regions"],
+        clusters_per_region=spec["clusters_per_region"],
+        kubeconfigs_per_cluster=spec["kubeconfigs_per_cluster"],
+        deleted_user=spec.get("deleted_user"),
+        deleted_user_clusters=spec.get("deleted_user_clusters", 0),
+    )
+    burst_names = mark_burst_users(world, spec["burst_users"]) if spec.get("burst_users") else []
+    backend = FakeAck(world)
+    meta = describe(world, spec, burst_names)
+    meta["generate_seconds"] = round(time.perf_counter() - started, 2)
+    server = FakeAckServer(backend).start()
+    sys.stdout.write(json.dumps({"url": server.url, "meta": meta}) + "\n")
+    sys.stdout.flush()
+    cpu_mark = _cpu()
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            cmd = json.loads(line)
+            if cmd["cmd"] == "quit":
+                break
+            if cmd["cmd"] == "reset":
+                backend.from_world(world)
+                backend.faults.clear()
+                latency = float(cmd.get("latency_ms") or 0.0) / 1000.0
+                rate = cmd.get("rate_limit")
+                if latency or rate is not None:
+                    backend.faults.set(
+                        None, FaultSpec(latency_seconds=latency, rate_limit_rps=rate, burst=cmd.get("burst"))
+                    )
+                backend.reset_counters()
+                cpu_mark = _cpu()
+                answer: dict[str, Any] = {"ok": True}
+            elif cmd["cmd"] == "stats":
+                answer = {
+                    "calls": dict(backend.calls),
+                    "faults": dict(backend.fault_counts),
+                    "revocations": len(backend.revocations),
+                    "revoked_kubeconfigs": sum(r.revoked for r in backend.revocations),
+                    "revoked_pairs_unique": len({(r.cluster_id, r.uid) for r in backend.revocations}),
+                    "clean_calls": len(backend.clean_calls),
+                    "server_cpu_seconds": round(_cpu() - cpu_mark, 3),
+                }
+            else:
+                answer = {"error": f"unknown command {cmd['cmd']!r}"}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
