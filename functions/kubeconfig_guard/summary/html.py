@@ -348,7 +348,7 @@ def expiry_chart(report: Report) -> ColumnChart:
     legend = [
         ("already expired", CLASS_COLORS["expired"]),
         (
-            f"expires within {report.expiring_days} days (month starts in the window)",
+            f"{'year' if yearly else 'month'} overlaps the expiring window (next {report.expiring_days} days)",
             CLASS_COLORS["expiring"],
         ),
         ("expires later", LATER_COLOR),
