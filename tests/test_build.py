@@ -156,14 +156,13 @@ def test_compiled_wheels_match_the_runtime(build_out: Path, runtime: str) -> Non
     for extension in extensions:
         assert f".{tag}-x86_64-linux-gnu.so" in extension or extension.endswith(".abi3.so"), extension
     # markers evaluated for the target Python, not for the Python that ran pip
-    assert (
-        build_script.missing_requirements(
-            package_dir(build_out, runtime),
-            runtime.removeprefix("python"),
-            build_script.runtime_requirements([]),
-        )
-        == []
+    args = (
+        package_dir(build_out, runtime),
+        runtime.removeprefix("python"),
+        build_script.runtime_requirements([]),
     )
+    assert build_script.missing_requirements(*args) == []
+    assert build_script.unneeded_distributions(*args) == []
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
