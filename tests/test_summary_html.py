@@ -101,6 +101,13 @@ def test_cluster_chart_keeps_the_most_urgent() -> None:
         assert not any(c.cluster_id in label for c in calm for label in shown)
 
 
+def test_region_chart_lists_every_watched_region() -> None:
+    report = build_report().model_copy(update={"regions": ["eu-central-1", *build_report().regions]})
+    chart = html_module.region_chart(report)
+    assert [row.label for row in chart.rows] == report.regions
+    assert chart.rows[0].total == 0 and not chart.rows[0].segments
+
+
 def test_empty_report_renders() -> None:
     page = render_html(empty_report())
     assert "Nothing needs attention today." in page

@@ -234,7 +234,9 @@ def _bar_chart(title: str, rows: list[tuple[str, str, dict[str, int]]], note: st
 
 
 def region_chart(report: Report) -> BarChart:
-    rows = [(region, region, counts) for region, counts in sorted(report.by_region.items())]
+    """One row per watched region (in the configured order), also those with nothing scanned."""
+    names = list(dict.fromkeys([*report.regions, *sorted(report.by_region)]))
+    rows = [(region, region, report.by_region.get(region, {})) for region in names]
     return _bar_chart("Kubeconfigs by region", rows)
 
 
