@@ -207,7 +207,13 @@ def handle_summary(
     stored: list[str] = []
     storage_error: str | None = None
     try:
-        stored = store_reports(report_json, html, settings, now=now or datetime.now(timezone.utc))
+        stored = store_reports(
+            report_json,
+            html,
+            settings,
+            now=now or datetime.now(timezone.utc),
+            credentials=from_fc_context(context),
+        )
     except Exception as exc:  # a storage failure must not lose the report: it still goes to the channels
         storage_error = logs.redact(f"{type(exc).__name__}: {exc}")[:300]
     deliveries = runtime.run(deliver_all(report, settings))
