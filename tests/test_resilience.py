@@ -1,0 +1,415 @@
+"""Resilience: the event path and the summary's reconciliation under the fake ACK's faults.
+
+Throttling storms, 5xx bursts, answers slower than the timeout, connections reset
+mid-response, hung connections, pagination drift and clusters deleted mid-run, through
+the in-process transport and the real HTTP server. The invariants (``resilience_helpers``):
+every matched (cluster, uid) ends revoked, or is reported failed/deferred and revoked by
+the retry (Function Compute's, or the next summary run); nothing is revoked twice; only
+``RetryableInvocationError`` escapes; the result says exactly what happened. Secrets never
+appear in logs, results or exception texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import ACCOUNT, Harness, cluster, kc, world
+from kubeconfig_guard.fake import FakeAck, FakeAckError, FaultSpec, World
+from resilience_helpers import (
+    Pair,
+    assert_revoked_exactly,
+    delete_user,
+    invoke_until_done,
+    summary_once,
+    summary_until_done,
+)
+
+ALICE = "200000000000000011"
+NEW_ALICE = "200000000000000050"  # a new user who reused the name "alice": Active
+OLD_ALICE = "200000000000000012"  # an older "alice" whose kubeconfig ACK says is not revokable
+PROTECTED = "200000000000000077"  # an "alice" listed in KCGUARD_PROTECTED_PRINCIPALS
+BOB = "200000000000000002"
+GONE_EVERYWHERE = "290000000000000999"  # a deleted user with an orphan on every cluster
+CLEAN = "CleanClusterUserPermissions"
+LIST = "ListClusterKubeconfigStates"
+DESCRIBE = "DescribeClustersV1"
+
+# Small timeouts and back-off: a fault costs a fraction of a second.
+FAST: dict[str, Any] = {"timeout_seconds": 0.25, "max_attempts": 6, "backoff_max_seconds": 0.05}
+
+FAULTS: dict[str, tuple[FaultSpec, dict[str, Any]]] = {
+    "throttling": (FaultSpec(rate_limit_rps=20, burst=5), {"max_attempts": 8}),
+    "5xx": (FaultSpec(error_rate_5xx=0.4), {}),
+    "slow": (FaultSpec(slow_rate=0.25, slow_seconds=0.6), {}),
+    "reset-after-apply": (FaultSpec(reset_rate=0.35, reset_after_apply=True), {}),
+    "reset-before-apply": (FaultSpec(reset_rate=0.35, reset_after_apply=False), {}),
+    "hang": (FaultSpec(hang_rate=0.2, hang_seconds=0.6), {}),
+}
+# The fault kind the fake counts for each scenario (to prove the storm happened).
+FAULT_COUNTED = {
+    "throttling": "throttled",
+    "5xx": "error_5xx",
+    "slow": "slow",
+    "reset-after-apply": "reset",
+    "reset-before-apply": "reset",
+    "hang": "hang",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def harness_of(wire: str) -> Iterator[Any]:
+    """Like ``make_harness``, for a backend built by the test (own key pair, fault seed)."""
+    made: list[Harness] = []
+
+    def make(backend: FakeAck) -> Harness:
+        h = Harness(backend, wire)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+# --- worlds -------------------------------------------------------------------------------
+
+
+def event_world(n: int = 6) -> tuple[World, set[Pair]]:
+    """``n`` running clusters with alice's kubeconfig, her look-alikes, bob, root; one deleting cluster.
+
+    Expected revocations of "alice deleted": (cluster, ALICE) on every running cluster.
+    """
+    clusters = []
+    for i in range(n):
+        states = [kc(ALICE, "alice"), kc(BOB, "bob", account_state="Active")]
+        if i % 3 == 0:
+            states.append(kc(NEW_ALICE, "alice", account_state="Active"))
+        if i % 3 == 1:
+            states.append(kc(PROTECTED, "alice"))
+        if i % 3 == 2:
+            states.append(kc(OLD_ALICE, "alice", revokable=False))
+        if i == 0:
+            states.append(
+                kc(ACCOUNT, "root", account_type="RootAccount", account_state="Active", revokable=False)
+            )
+        clusters.append(cluster(f"c{i:02d}", *states))
+    clusters.append(cluster("c-deleting", kc(ALICE, "alice"), state="deleting"))
+    return world({"cn-hangzhou": clusters}), {(f"c{i:02d}", ALICE) for i in range(n)}
+
+
+def orphan_world(n: int = 6) -> tuple[World, set[Pair]]:
+    """Orphans of deleted users on ``n`` clusters, plus what reconciliation must leave alone.
+
+    Left alone: Active users, a protected deleted user (``breakglass-*``), a locked user
+    (``remediate_locked`` is off), a not-revokable state, the root account, a deleting cluster.
+    """
+    clusters = []
+    expected: set[Pair] = set()
+    for i in range(n):
+        gone = [kc(f"29{i:02d}{k:014d}", f"gone-{i}-{k}") for k in range(2)]
+        gone.append(kc(GONE_EVERYWHERE, "gone-everywhere"))
+        expected |= {(f"s{i:02d}", g["account_id"]) for g in gone}
+        states = [
+            *gone,
+            kc(BOB, "bob", account_state="Active"),
+            kc(f"21{i:016d}", f"dev-{i}", account_state="Active"),
+        ]
+        if i == 0:
+            states.append(
+                kc(ACCOUNT, "root", account_type="RootAccount", account_state="Active", revokable=False)
+            )
+        if i == 1:
+            states.append(kc("200000000000000088", "breakglass-ops"))
+        if i == 2:
+            states.append(kc("200000000000000066", "carol", account_state="InActive"))
+        if i == 3:
+            states.append(kc("200000000000000055", "dave", revokable=False))
+        clusters.append(cluster(f"s{i:02d}", *states))
+    clusters.append(cluster("s-deleting", kc("290000000000000998", "gone-x"), state="deleting"))
+    return world({"cn-hangzhou": clusters}), expected
+
+
+SUMMARY_SETTINGS: dict[str, Any] = {
+    **FAST,
+    "mode": "enforce",
+    "remediate_deleted": True,
+    "protected_principals": ["breakglass-*"],
+}
+
+
+# --- the event path under each fault ------------------------------------------------------
+
+
+# Who absorbs the faults: the client's own retries, or (one attempt per request) the retry
+# of the whole invocation: Function Compute's for an event, the next daily run for the summary.
+RETRIED_BY = {"client": {}, "invocation": {"max_attempts": 1}}
+
+
+@pytest.mark.parametrize("retried_by", list(RETRIED_BY))
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_event_path_survives_fault(harness_of: Any, fault: str, retried_by: str) -> None:
+    w, expected = event_world()
+    h = harness_of(FakeAck(w, fault_seed=11))
+    spec, overrides = FAULTS[fault]
+    h.backend.faults.set(None, spec)
+    rt = h.runtime(**{**FAST, **overrides, **RETRIED_BY[retried_by], "protected_principals": [PROTECTED]})
+    invocations = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    assert h.backend.fault_counts[FAULT_COUNTED[fault]] > 0
+    if retried_by == "invocation":  # a fault with no client retry: reported, and retried by FC
+        assert invocations[0].raised
+    assert_revoked_exactly(h.backend, expected)
+    for cid, _ in expected:
+        assert ALICE not in {k.account_id for k in h.backend.kubeconfigs(cid)}
+    last = invocations[-1].doc
+    assert [(c["cluster_id"], c["status"]) for c in last["clusters"]] == [("c-deleting", "skipped")]
+    # Look-alikes are decided on every clean run, never revoked.
+    assert (
+        lookalikes(last)
+        == {(a["cluster_id"], a["uid"]) for a in last["actions"] if a["status"] == "skipped"}
+        == {(f"c{i:02d}", [NEW_ALICE, PROTECTED, OLD_ALICE][i % 3]) for i in range(6)}
+    )
+
+
+def lookalikes(doc: dict[str, Any]) -> set[Pair]:
+    return {(a["cluster_id"], a["uid"]) for a in doc["actions"] if a["uid"] != ALICE}
+
+
+@pytest.mark.parametrize("retried_by", list(RETRIED_BY))
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_summary_reconciles_under_fault(harness_of: Any, fault: str, retried_by: str) -> None:
+    w, expected = orphan_world()
+    h = harness_of(FakeAck(w, fault_seed=5))
+    spec, overrides = FAULTS[fault]
+    h.backend.faults.set(None, spec)
+    rt = h.runtime(**{**SUMMARY_SETTINGS, **overrides, **RETRIED_BY[retried_by]})
+    reports = summary_until_done(h.backend, rt, expected)
+    assert h.backend.fault_counts[FAULT_COUNTED[fault]] > 0
+    if retried_by == "invocation":  # what the first run could not do, it reported; a later run did it
+        assert len(reports) > 1
+    assert_revoked_exactly(h.backend, expected)
+    # A run after everything was reconciled finds nothing left to do but the protected user.
+    again = summary_once(h.backend, rt, expected)
+    assert again.reconciliation is not None
+    assert [(a.cluster_id, a.status.value) for a in again.reconciliation.actions] == [("s01", "skipped")]
+    last = reports[-1]
+    assert [(c.cluster_id, c.status.value) for c in last.skipped_clusters] == [("s-deleting", "skipped")]
+
+
+# --- 5xx from a hook: the first N requests fail ------------------------------------------
+
+
+def fail_first(n: int, *, op: str | None = None, **only: str) -> Any:
+    """A hook answering 503/500 to the first ``n`` requests (of ``op`` with the ``only`` parameters)."""
+    failed: list[str] = []
+
+    def hook(backend: FakeAck, operation: str, params: dict[str, str]) -> None:
+        if op is not None and operation != op:
+            return
+        if any(params.get(name) != value for name, value in only.items()):
+            return
+        if len(failed) < n:
+            failed.append(operation)
+            status, code = (503, "ServiceUnavailable") if len(failed) % 2 else (500, "InternalError")
+            raise FakeAckError(status, code, "injected by the test")
+
+    return hook
+
+
+def test_event_first_requests_fail_and_client_retries_absorb_them(make_harness: Any) -> None:
+    w, expected = event_world()
+    h = make_harness(w)
+    h.backend.hooks.append(fail_first(5))
+    rt = h.runtime(max_attempts=8, protected_principals=[PROTECTED])
+    (only,) = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    assert only.doc["counts"]["revoked"] == len(expected) and only.doc["counts"]["failed"] == 0
+    assert rt.engine.client.stats.server_errors == 5 and rt.engine.client.stats.retries == 5
+    assert_revoked_exactly(h.backend, expected)
+
+
+def test_event_clean_failing_past_max_attempts_is_failed_then_retried(make_harness: Any) -> None:
+    w, expected = event_world()
+    h = make_harness(w)
+    h.backend.hooks.append(fail_first(4, op=CLEAN, ClusterId="c01"))
+    rt = h.runtime(max_attempts=3, protected_principals=[PROTECTED])
+    first, second = invoke_until_done(h.backend, rt, delete_user("alice"), expected, calm=lambda: None)
+    assert first.raised and first.doc["outcome"] == "partial"
+    failed = [a for a in first.doc["actions"] if a["status"] == "failed"]
+    assert [(a["cluster_id"], a["error_code"]) for a in failed] == [("c01", "ServiceUnavailable")]
+    assert "retried by Function Compute" in failed[0]["reason"]
+    assert first.doc["counts"]["revoked"] == len(expected) - 1
+    assert [a["cluster_id"] for a in second.doc["actions"] if a["status"] == "revoked"] == ["c01"]
+    assert_revoked_exactly(h.backend, expected)
+
+
+def test_summary_clean_failing_past_max_attempts_is_revoked_by_the_next_run(make_harness: Any) -> None:
+    w, expected = orphan_world()
+    h = make_harness(w)
+    h.backend.hooks.append(fail_first(3, op=CLEAN, ClusterId="s02", Uid=GONE_EVERYWHERE))
+    rt = h.runtime(**{**SUMMARY_SETTINGS, "timeout_seconds": 2.0, "max_attempts": 2})
+    first = summary_once(h.backend, rt, expected)
+    rec = first.reconciliation
+    assert rec is not None and rec.outcome == "partial" and "next run" in rec.reason
+    failed = [a for a in rec.actions if a.status.value == "failed"]
+    assert [(a.cluster_id, a.uid, a.error_code) for a in failed] == [
+        ("s02", GONE_EVERYWHERE, "InternalError")  # 503, then 500: the last error is reported
+    ]
+    assert rec.counts["revoked"] == len(expected) - 1
+    second = summary_once(h.backend, rt, expected)
+    assert second.reconciliation is not None
+    assert {(a.cluster_id, a.status.value) for a in second.reconciliation.actions} == {
+        ("s02", "revoked"),
+        ("s01", "skipped"),  # the protected user, every run
+    }
+    assert_revoked_exactly(h.backend, expected)
+
+
+# --- answers slower than the timeout: applied, but not seen ----------------------------------
+
+
+def slow_first_clean(backend: FakeAck) -> None:
+    """The first Clean is applied but answered after the client's timeout; later ones are not slow."""
+    backend.faults.set(CLEAN, FaultSpec(slow_rate=1.0, slow_seconds=1.0))
+    cleared: list[bool] = []
+
+    def hook(b: FakeAck, operation: str, params: dict[str, str]) -> None:
+        if operation == CLEAN and not cleared:
+            cleared.append(True)
+            b.faults.set(CLEAN, None)
+
+    backend.hooks.append(hook)
+
+
+def assert_noops_follow_revocations(backend: FakeAck) -> None:
+    """Every no-op Clean repeats one that already revoked (the retry of an unseen answer)."""
+    done: set[Pair] = set()
+    for call in backend.clean_calls:
+        pair = (call.cluster_id, call.uid)
+        if call.outcome == "revoked":
+            done.add(pair)
+        elif call.outcome == "noop":
+            assert pair in done, call
+
+
+def test_event_slow_clean_is_revoked_once_and_reported_once(make_harness: Any) -> None:
+    w, expected = event_world()
+    h = make_harness(w)
+    slow_first_clean(h.backend)
+    rt = h.runtime(timeout_seconds=0.3, max_attempts=4, protected_principals=[PROTECTED])
+    (only,) = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    revoked = [(a["cluster_id"], a["uid"]) for a in only.doc["actions"] if a["status"] == "revoked"]
+    assert sorted(revoked) == sorted(expected) and only.doc["counts"]["revoked"] == len(expected)
+    assert h.backend.fault_counts["slow"] >= 1
+    assert sum(c.outcome == "noop" for c in h.backend.clean_calls) >= 1  # the retry saw a no-op success
+    assert_noops_follow_revocations(h.backend)
+    assert_revoked_exactly(h.backend, expected)
+
+
+def test_summary_slow_clean_is_revoked_once_and_reported_once(make_harness: Any) -> None:
+    w, expected = orphan_world()
+    h = make_harness(w)
+    slow_first_clean(h.backend)
+    rt = h.runtime(**{**SUMMARY_SETTINGS, "timeout_seconds": 0.3, "max_attempts": 4})
+    report = summary_once(h.backend, rt, expected)
+    assert report.reconciliation is not None and report.reconciliation.counts["revoked"] == len(expected)
+    assert sum(c.outcome == "noop" for c in h.backend.clean_calls) >= 1
+    assert_noops_follow_revocations(h.backend)
+    assert_revoked_exactly(h.backend, expected)
+
+
+def test_event_every_answer_lost_is_reported_failed_and_the_retry_finds_nothing(make_harness: Any) -> None:
+    """Clean applied, every answer too late: the result says failed (Transport.Timeout), never revoked."""
+    w, expected = event_world(3)
+    h = make_harness(w)
+    h.backend.faults.set(CLEAN, FaultSpec(slow_rate=1.0, slow_seconds=1.0))
+    rt = h.runtime(timeout_seconds=0.25, max_attempts=2, protected_principals=[PROTECTED])
+    first, second = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    assert sorted(first.new) == sorted(expected)  # applied...
+    failed = [a for a in first.doc["actions"] if a["status"] == "failed"]
+    assert {(a["cluster_id"], a["error_code"]) for a in failed} == {
+        (c, "Transport.Timeout") for c, _ in expected
+    }
+    assert first.doc["counts"]["revoked"] == 0  # ...but never claimed
+    assert second.new == [] and second.doc["counts"]["revoked"] == 0
+    assert [c.outcome for c in h.backend.clean_calls].count("revoked") == len(expected)
+    assert_revoked_exactly(h.backend, expected)
+
+
+# --- connections reset mid-response, hung connections (HTTP) --------------------------------
+
+
+@pytest.mark.parametrize("after_apply", [True, False], ids=["after-apply", "before-apply"])
+def test_event_connection_reset_on_every_clean_then_retry(after_apply: bool) -> None:
+    w, expected = event_world(4)
+    h = Harness(FakeAck(w), "http")
+    try:
+        h.backend.faults.set(CLEAN, FaultSpec(reset_rate=1.0, reset_after_apply=after_apply))
+        rt = h.runtime(**{**FAST, "max_attempts": 2, "protected_principals": [PROTECTED]})
+        first, second = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
+        failed = {(a["cluster_id"], a["error_code"]) for a in first.doc["actions"] if a["status"] == "failed"}
+        assert failed == {(c, "Transport.Error") for c, _ in expected}
+        if after_apply:  # applied on the first attempt, the retry was a no-op; nothing left for FC's retry
+            assert sorted(first.new) == sorted(expected) and second.new == []
+            assert [c.outcome for c in h.backend.clean_calls].count("noop") == len(expected)
+        else:  # never reached the backend: FC's retry revokes
+            assert first.new == [] and sorted(second.new) == sorted(expected)
+            assert [c.outcome for c in h.backend.clean_calls] == ["revoked"] * len(expected)
+        assert_revoked_exactly(h.backend, expected)
+    finally:
+        h.close()
+
+
+def test_hung_connections_fail_the_listing_and_are_reported() -> None:
+    """Every DescribeClustersV1 hangs: the event and the summary say the region was not scanned."""
+    w, expected = event_world(3)
+    h = Harness(FakeAck(w), "http")
+    try:
+        h.backend.faults.set(DESCRIBE, FaultSpec(hang_rate=1.0, hang_seconds=5.0))
+        rt = h.runtime(**{**FAST, "max_attempts": 2, "protected_principals": [PROTECTED]})
+        first, _second = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
+        assert first.raised and first.doc["clusters"] == [
+            {
+                "region": "cn-hangzhou",
+                "cluster_id": "*",
+                "cluster_name": "",
+                "status": "failed",
+                "reason": "listing the clusters of cn-hangzhou failed: Transport.Timeout: ReadTimeout",
+                "error_code": "Transport.Timeout",
+            }
+        ]
+        assert h.backend.fault_counts["hang"] == 2
+        assert_revoked_exactly(h.backend, expected)
+
+        h.backend.faults.set(DESCRIBE, FaultSpec(hang_rate=1.0, hang_seconds=5.0))
+        report = summary_once(h.backend, h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2}), set())
+        assert [(c.cluster_id, c.status.value, c.error_code) for c in report.skipped_clusters] == [
+            ("*", "failed", "Transport.Timeout")
+        ]
+        assert report.clusters_total == 0 and report.clusters_scanned == 0
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("wire", ["http"])
+def test_hung_cleans_are_not_applied_and_retried(make_harness: Any) -> None:
+    w, expected = orphan_world(3)
+    h = make_harness(w)
+    h.backend.faults.set(CLEAN, FaultSpec(hang_rate=1.0, hang_seconds=5.0))
+    rt = h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2})
+    first = summary_once(h.backend, rt, expected)
+    assert first.reconciliation is not None
+    assert {a.error_code for a in first.reconciliation.actions if a.status.value == "failed"} == {
+        "Transport.Timeout"
+    }
+    assert first.reconciliation.counts["failed"] == len(expected) and not h.backend.revocations
+    h.backend.faults.clear()
+    summary_once(h.backend, rt, expected)
+    assert_revoked_exactly(h.backend, expected)
