@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conftest import EVENTS, cluster, kc, world
-
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.results import RevocationResult
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from conftest import ROOT
-
 from kubeconfig_guard.cli import settings_markdown
 from kubeconfig_guard.events import supported_events_markdown
 

@@ -34,7 +34,9 @@ def _split_commas(value: object) -> object:
 class Settings(BaseSettings):
     """kubeconfig-guard settings, read from ``KCGUARD_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="KCGUARD_", extra="ignore", frozen=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KCGUARD_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     mode: Mode = Field(Mode.DRY_RUN, description="`enforce` revokes; `dry-run` only reports `would-revoke`.")
     regions: CommaList = Field(
