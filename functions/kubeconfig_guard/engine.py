@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from .client import AckClient
 from .errors import AckApiError
 from .events import RevocationRequest
-from .executor import execute
+from .executor import execute, log_decisions
 from .inventory import Inventory
-from .logs import log_fields
 from .models import Cluster, cluster_unreachable_reason
 from .plan import Candidate, SafetyPolicy, group_candidates, matches, plan_revocations
 from .principal import Principal
 from .results import (
-    ActionStatus,
     ClusterIssue,
     ClusterStatus,
     Outcome,
@@ -129,11 +127,7 @@ class Engine:
             duration_ms=int((time.monotonic() - started) * 1000),
         )
         result.outcome, result.reason = _outcome(result, plan.limit_exceeded, request.principal)
-        for action in plan.decided:
-            if action.status is not ActionStatus.REVOKED:
-                log_fields(
-                    log, f"kubeconfig {action.status.value}", **context, **action.model_dump(mode="json")
-                )
+        log_decisions(plan.decided, context)
         return result
 
     async def _watched_clusters(

@@ -47,6 +47,12 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool) -> A
     return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {error.message} ({retry})", **extra)
 
 
+def log_decisions(actions: list[Action], context: dict[str, object] | None = None) -> None:
+    """One log line per action decided without an API call (skipped, would-revoke)."""
+    for action in actions:
+        log_action(log, action, context)
+
+
 async def execute(
     client: AckClient,
     inventory: Inventory | None,

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from ..engine import Deadline, Engine, safety_policy
 from ..errors import AckApiError
-from ..executor import execute
+from ..executor import execute, log_decisions
 from ..models import AccountState, Cluster, KubeconfigState, cluster_unreachable_reason
 from ..plan import Candidate, group_candidates, plan_revocations
 from ..principal import EventKind
@@ -126,6 +126,7 @@ async def run_summary(
             settings, dry_run=dry_run, root_account_id=account_id, caller_uids=engine.caller_uids
         )
         plan = plan_revocations(wanted, policy)
+        log_decisions(plan.decided, {"event_name": "DailySummary"})
         actions = plan.decided + await execute(
             engine.client,
             None,
