@@ -86,7 +86,8 @@ class Engine:
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
         issues: list[ClusterIssue] = []
 
-        clusters = await self._watched_clusters(started, issues)
+        regions = self.settings.watched_regions()
+        clusters = await self.watched_clusters(regions, self.inventory.shared_since(started), issues)
         found = await asyncio.gather(
             *(
                 self._candidates(region, cluster, request.principal, started, deadline)
@@ -130,26 +131,18 @@ class Engine:
         log_decisions(plan.decided, context)
         return result
 
-    async def _watched_clusters(
-        self, started: float, issues: list[ClusterIssue]
+    async def watched_clusters(
+        self, regions: list[str], not_before: float, issues: list[ClusterIssue]
     ) -> list[tuple[str, Cluster]]:
-        regions = self.settings.watched_regions()
+        """Every cluster of the regions; a region whose listing failed becomes an issue."""
         listings = await asyncio.gather(
-            *(self.inventory.clusters(r, self.inventory.shared_since(started)) for r in regions),
-            return_exceptions=True,
+            *(self.inventory.clusters(r, not_before) for r in regions), return_exceptions=True
         )
         clusters: list[tuple[str, Cluster]] = []
         for region, listing in zip(regions, listings, strict=True):
             if isinstance(listing, AckApiError):
-                issues.append(
-                    ClusterIssue(
-                        region=region,
-                        cluster_id="*",
-                        status=ClusterStatus.FAILED,
-                        reason=f"listing the clusters of {region} failed: {listing.code}: {listing.message}",
-                        error_code=listing.code,
-                    )
-                )
+                reason = f"listing the clusters of {region} failed: {listing.code}: {listing.message}"
+                issues.append(ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, listing.code))
                 continue
             if isinstance(listing, BaseException):
                 raise listing
@@ -163,14 +156,7 @@ class Engine:
         self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
     ) -> list[Candidate] | ClusterIssue:
         def issue(status: ClusterStatus, reason: str, code: str | None = None) -> ClusterIssue:
-            return ClusterIssue(
-                region=region,
-                cluster_id=cluster.cluster_id,
-                cluster_name=cluster.name,
-                status=status,
-                reason=reason,
-                error_code=code,
-            )
+            return ClusterIssue.of(region, cluster, status, reason, code)
 
         if why := cluster_unreachable_reason(cluster):
             return issue(ClusterStatus.SKIPPED, why)

@@ -9,6 +9,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .models import Cluster
 from .principal import EventKind, Principal
 
 RESULT_SCHEMA_VERSION = 1
@@ -65,6 +66,20 @@ class ClusterIssue(BaseModel):
     status: ClusterStatus
     reason: str
     error_code: str | None = None
+
+    @classmethod
+    def of(
+        cls, region: str, cluster: Cluster | None, status: ClusterStatus, reason: str, code: str | None = None
+    ) -> ClusterIssue:
+        """An issue about one cluster, or about a whole region's listing (``cluster`` None)."""
+        return cls(
+            region=region,
+            cluster_id=cluster.cluster_id if cluster else "*",
+            cluster_name=cluster.name if cluster else "",
+            status=status,
+            reason=reason,
+            error_code=code,
+        )
 
 
 class RevocationResult(BaseModel):

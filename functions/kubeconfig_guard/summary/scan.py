@@ -42,24 +42,7 @@ async def run_summary(
     issues: list[ClusterIssue] = []
     orphans: list[tuple[Candidate, EventKind]] = []
 
-    clusters: list[tuple[str, Cluster]] = []
-    for region in regions:
-        try:
-            clusters += [
-                (region, c)
-                for c in await engine.client.describe_clusters(region)
-                if c.region_id in ("", region)
-            ]
-        except AckApiError as error:
-            issues.append(
-                ClusterIssue(
-                    region=region,
-                    cluster_id="*",
-                    status=ClusterStatus.FAILED,
-                    reason=f"listing the clusters of {region} failed: {error.code}: {error.message}",
-                    error_code=error.code,
-                )
-            )
+    clusters = await engine.watched_clusters(regions, time.monotonic(), issues)
 
     total, done = len(clusters), 0
     slots = asyncio.Semaphore(settings.max_concurrency)
@@ -67,16 +50,7 @@ async def run_summary(
     def issue(
         region: str, cluster: Cluster, status: ClusterStatus, reason: str, code: str | None = None
     ) -> None:
-        issues.append(
-            ClusterIssue(
-                region=region,
-                cluster_id=cluster.cluster_id,
-                cluster_name=cluster.name,
-                status=status,
-                reason=reason,
-                error_code=code,
-            )
-        )
+        issues.append(ClusterIssue.of(region, cluster, status, reason, code))
 
     async def scan(region: str, cluster: Cluster) -> None:
         nonlocal done
