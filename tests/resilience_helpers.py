@@ -208,4 +208,5 @@ def summary_until_done(
 def assert_revoked_exactly(backend: FakeAck, expected: Iterable[Pair]) -> None:
     pairs = revoked_pairs(backend)
     assert len(pairs) == len(set(pairs)), f"revoked twice: {Counter(pairs).most_common(3)}"
-    assert set(pairs) == set(expected)
+    missing, extra = set(expected) - set(pairs), set(pairs) - set(expected)
+    assert not missing and not extra, f"not revoked: {sorted(missing)}; revoked wrongly: {sorted(extra)}"

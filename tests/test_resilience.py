@@ -11,17 +11,25 @@ appear in logs, results or exception texts.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from conftest import ACCOUNT, Harness, cluster, kc, world
+from kubeconfig_guard import logs
+from kubeconfig_guard.credentials import from_environment_or_demo
 from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck, FakeAckError, FaultSpec, World
-from kubeconfig_guard.handlers import handle_event
+from kubeconfig_guard.handlers import handle_event, handle_summary
 from resilience_helpers import (
+    SUMMARY_NOW,
     Pair,
     assert_revoked_exactly,
     delete_user,
@@ -634,3 +642,179 @@ def test_summary_failed_action_does_not_promise_a_function_compute_retry(inproc_
     failed = [a for a in report.reconciliation.actions if a.status.value == "failed"]
     assert failed and report.reconciliation.reason == "some revocations failed; the next run retries them"
     assert not [a.reason for a in failed if "Function Compute" in a.reason]
+
+
+# --- secrets never appear, whatever goes wrong ------------------------------------------------
+
+SECRET = "kcguard-TOPSECRET-3b1f9"
+STS_TOKEN = "kcguard-STS-TOKEN-77aa"
+DINGTALK_SECRET = "SECkcguard-DINGTALK-5e7c0d"
+DINGTALK_TOKEN = "kcguard-DINGTALK-TOKEN-41ab"
+SECRETS = (SECRET, STS_TOKEN, DINGTALK_SECRET, DINGTALK_TOKEN)
+
+
+class _EchoingRobot(BaseHTTPRequestHandler):
+    """A DingTalk robot that refuses every message and echoes the request line (token, sign) back."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps({"errcode": 310000, "errmsg": f"sign not match, more: [{self.path}]"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def robot() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRobot)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/robot/send?access_token={DINGTALK_TOKEN}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch, robot: str) -> None:
+    """Known secrets in the environment, as Function Compute and the deployment set them."""
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIkcguardResilienceKeyId")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", STS_TOKEN)
+    monkeypatch.setenv("KCGUARD_DINGTALK_WEBHOOK", robot)
+    monkeypatch.setenv("KCGUARD_DINGTALK_SECRET", DINGTALK_SECRET)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def raw(self) -> list[str]:
+        """Every record unformatted (before redaction): message, fields, exception."""
+        return [
+            f"{r.getMessage()} {json.dumps(getattr(r, 'fields', None), default=str)} {r.exc_info!r}"
+            for r in self.records
+        ]
+
+
+@contextlib.contextmanager
+def json_log_lines() -> Iterator[tuple[io.StringIO, _Records]]:
+    """What the JSON log handler writes (Function Compute ships it to Log Service), and the raw records."""
+    logs.configure("DEBUG")
+    ours = logging.getLogger("kubeconfig_guard")
+    captured, records = io.StringIO(), _Records()
+    handlers = [
+        h
+        for h in ours.handlers
+        if isinstance(h, logging.StreamHandler) and isinstance(h.formatter, logs.JsonFormatter)
+    ]
+    previous = []
+    for h in handlers:  # not setStream: it flushes the old stream, maybe an earlier test's closed one
+        with h.lock:
+            previous.append(h.stream)
+            h.stream = captured
+    ours.addHandler(records)
+    try:
+        yield captured, records
+    finally:
+        ours.removeHandler(records)
+        for h, stream in zip(handlers, previous, strict=True):
+            with h.lock:
+                h.stream = stream
+
+
+def assert_no_secret(texts: list[str]) -> None:
+    for secret in SECRETS:
+        leaks = [t[max(0, t.find(secret) - 80) : t.find(secret) + 80] for t in texts if secret in t]
+        assert not leaks, f"{secret!r} leaked: {leaks[:3]}"
+
+
+def test_secrets_never_appear_under_any_fault(
+    harness_of: Any, secret_env: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    clusters = [cluster(f"k{i}", kc(BOB, "bob", account_state="Active")) for i in range(3)]
+    h = harness_of(FakeAck(world({"cn-hangzhou": clusters}), fault_seed=9))  # accepts the env's key pair
+    rt = h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2, "log_level": "DEBUG"})
+    texts: list[str] = []
+    everyone: set[Pair] = set()
+    with json_log_lines() as (lines, records):
+        for n, (fault, (spec, _)) in enumerate(FAULTS.items()):
+            if fault == "throttling":  # a small world: a smaller bucket, so that it runs dry
+                spec = FaultSpec(rate_limit_rps=5, burst=1)
+            leaver, orphan = f"2400000000000000{n:02d}", f"2500000000000000{n:02d}"
+            everyone |= {(f"k{i}", uid) for i in range(3) for uid in (leaver, orphan)}
+            for i in range(3):  # one leaver for the event, one forgotten orphan for the summary
+                h.backend.add_kubeconfig(f"k{i}", kc(leaver, f"leaver-{n}", account_state="Active"))
+                h.backend.add_kubeconfig(f"k{i}", kc(orphan, f"orphan-{n}"))
+            h.backend.update_kubeconfigs(None, leaver, account_state="Deleted")  # RAM deleted the user
+            h.backend.faults.set(None, spec)
+            invoke_until_done(h.backend, rt, delete_user(f"leaver-{n}"), set(), attempts=2, texts=texts)
+            h.backend.faults.set(None, spec)
+            outcome = handle_summary(None, None, runtime=rt, now=SUMMARY_NOW)
+            texts += [outcome.result.model_dump_json(), outcome.report_json, outcome.markdown, outcome.html]
+            texts += [repr(outcome.result), repr(outcome.report)]
+            delivery = outcome.result.deliveries[0]
+            assert delivery["channel"] == "dingtalk" and not delivery["ok"] and "310000" in delivery["error"]
+            assert h.backend.fault_counts[FAULT_COUNTED[fault]] > 0, fault
+        h.backend.faults.clear()  # the storm is over: the next daily run reconciles what is left
+        texts.append(handle_summary(None, None, runtime=rt, now=SUMMARY_NOW).report_json)
+    assert_revoked_exactly(h.backend, everyone)
+
+    out, err = capfd.readouterr()
+    texts += [lines.getvalue(), out, err, *records.raw()]
+    texts += [repr(rt.settings), str(rt.settings), repr(from_environment_or_demo())]
+    assert '"kubeconfig revoked"' in lines.getvalue() and "DailySummary" in lines.getvalue()
+    assert "310000" in lines.getvalue()  # the refused delivery was logged...
+    assert_no_secret(texts)  # ...and nothing anywhere carries a secret
+
+
+@pytest.mark.parametrize("refused", ["secret", "token"])
+def test_wrong_credentials_are_refused_and_never_shown(
+    harness_of: Any, secret_env: None, capfd: pytest.CaptureFixture[str], refused: str
+) -> None:
+    w, _ = event_world(2)
+    other = (
+        {"access_key_secret": "the-secret-ack-expects"}
+        if refused == "secret"
+        else {"security_token": "the-token-ack-expects"}
+    )
+    h = harness_of(FakeAck(w, **other))
+    rt = h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2, "log_level": "DEBUG"})
+    code = "SignatureDoesNotMatch" if refused == "secret" else "InvalidSecurityToken"
+    texts: list[str] = []
+    with json_log_lines() as (lines, records):
+        with pytest.raises(RetryableInvocationError) as raised:
+            handle_event(delete_user("alice"), None, runtime=rt)
+        texts += [str(raised.value), repr(raised.value)]
+        doc = result_of(raised.value)
+        assert [(c["cluster_id"], c["error_code"]) for c in doc["clusters"]] == [("*", code)]
+        report = summary_once(h.backend, rt, set())
+        assert [(c.cluster_id, c.error_code) for c in report.skipped_clusters] == [("*", code)]
+        texts.append(report.model_dump_json())
+    assert not h.backend.revocations and h.backend.calls[DESCRIBE] == 2  # a 4xx is not retried
+    out, err = capfd.readouterr()
+    assert_no_secret([*texts, lines.getvalue(), out, err, *records.raw()])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: logs.configure leaves httpx's logger propagating to the root logger; Function Compute's "
+    "Python runtime logs the root logger at INFO, so httpx's 'HTTP Request: POST <url>' line ships the "
+    "webhook URL with its access_token (and the DingTalk sign) to Log Service",
+)
+def test_webhook_tokens_never_reach_the_root_logger(
+    inproc_harness: Any, secret_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the root logger as Function Compute's runtime sets it up
+    h = inproc_harness(world({"cn-hangzhou": [cluster("k0", kc(BOB, "bob", account_state="Active"))]}))
+    outcome = handle_summary(None, None, runtime=h.runtime(**SUMMARY_SETTINGS), now=SUMMARY_NOW)
+    assert outcome.result.deliveries[0]["channel"] == "dingtalk"
+    assert DINGTALK_TOKEN not in caplog.text
