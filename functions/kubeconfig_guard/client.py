@@ -45,6 +45,7 @@ API_VERSION = "2015-12-15"
 STATES_PAGE_SIZE = 50
 CLUSTERS_PAGE_SIZE = 100
 MAX_STATES_PAGES = 2000
+LISTING_PASSES = 3  # reads of a listing that keeps changing before giving up on it
 
 log = logging.getLogger("kubeconfig_guard.client")
 
@@ -185,15 +186,17 @@ class AckClient:
         so an item pulled onto an earlier page is not lost. A short page ends it.
         """
         previous: dict[tuple[str, str], KubeconfigState] | None = None
-        for _attempt in range(3):
+        for _attempt in range(LISTING_PASSES):
             states, stable = await self._list_states_once(region, cluster_id)
-            if stable:
-                return list(states.values())
-            if previous is not None and previous.keys() == states.keys():
+            if stable or (previous is not None and previous.keys() == states.keys()):
                 return list(states.values())
             previous = states
-        assert previous is not None
-        return list(previous.values())
+        raise AckApiError(
+            status=0,
+            code="Listing.Unstable",
+            message=f"the kubeconfig list kept changing while it was read ({LISTING_PASSES} passes)",
+            operation=LIST_CLUSTER_KUBECONFIG_STATES.name,
+        )
 
     async def _list_states_once(
         self, region: str, cluster_id: str

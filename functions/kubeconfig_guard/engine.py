@@ -109,7 +109,12 @@ class Engine:
         plan = plan_revocations([(c, request.kind) for c in candidates], policy)
         actions = list(plan.decided)
         actions += await execute(
-            self.client, self.inventory, plan.to_revoke, out_of_time=deadline.near, context=context
+            self.client,
+            self.inventory,
+            plan.to_revoke,
+            out_of_time=deadline.near,
+            retry_by="Function Compute's async retry",
+            context=context,
         )
         actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
         issues.sort(key=lambda c: (c.region, c.cluster_id))

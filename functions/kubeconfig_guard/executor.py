@@ -27,7 +27,7 @@ REFUSED_IDENTITY_CODES = {
 }
 
 
-def action_for_error(candidate: Candidate, error: AckApiError, force: bool) -> Action:
+def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retry_by: str) -> Action:
     extra = {"force": force, "error_code": error.code, "request_id": error.request_id}
     if error.not_found:
         return action_for(
@@ -43,7 +43,7 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool) -> A
             "access records unreadable); retried by the daily summary",
             **extra,
         )
-    retry = "retried by Function Compute" if error.transient else "not retryable"
+    retry = f"retried by {retry_by}" if error.transient else "not retryable"
     return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {error.message} ({retry})", **extra)
 
 
@@ -59,15 +59,24 @@ async def execute(
     revocations: list[Revocation],
     *,
     out_of_time: Callable[[], bool],
+    retry_by: str,
     context: dict[str, object] | None = None,
 ) -> list[Action]:
-    """Revoke every candidate concurrently (the client enforces the concurrency cap)."""
+    """Revoke every candidate concurrently (the client enforces the concurrency cap).
+
+    ``retry_by`` says who runs a transiently failed revocation again (Function Compute's
+    async retry for an event, the next run for the daily summary).
+    """
 
     async def revoke(revocation: Revocation) -> Action:
         candidate, force = revocation.candidate, revocation.force
         if out_of_time():
             action = action_for(
-                candidate, ActionStatus.FAILED, "not attempted: the invocation deadline was near", force=force
+                candidate,
+                ActionStatus.FAILED,
+                f"not attempted: the invocation deadline was near; retried by {retry_by}",
+                force=force,
+                error_code="DeadlineNear",
             )
         else:
             try:
@@ -78,7 +87,7 @@ async def execute(
                 if inventory is not None:
                     inventory.forget_uid(candidate.cluster.cluster_id, candidate.uid)
             except AckApiError as error:
-                action = action_for_error(candidate, error, force)
+                action = action_for_error(candidate, error, force, retry_by)
                 if inventory is not None:  # the outcome is uncertain: list afresh next time
                     inventory.invalidate_cluster(candidate.cluster.cluster_id)
         log_action(log, action, context)

@@ -78,6 +78,10 @@ def configure(level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
         root.propagate = False
+    # httpx logs every request URL at INFO; webhook URLs carry tokens and Function Compute's
+    # runtime ships the root logger at INFO. Only its warnings get through.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     numeric = logging.getLevelName(level.upper())
     root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
 

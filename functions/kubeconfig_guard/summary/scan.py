@@ -106,6 +106,7 @@ async def run_summary(
             None,
             plan.to_revoke,
             out_of_time=deadline.near,
+            retry_by="the next daily summary",
             context={"event_name": "DailySummary"},
         )
         actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
