@@ -702,8 +702,9 @@ class _Records(logging.Handler):
 @contextlib.contextmanager
 def json_log_lines() -> Iterator[tuple[io.StringIO, _Records]]:
     """What the JSON log handler writes (Function Compute ships it to Log Service), and the raw records."""
-    logs.configure("DEBUG")
     ours = logging.getLogger("kubeconfig_guard")
+    level = ours.level
+    logs.configure("DEBUG")
     captured, records = io.StringIO(), _Records()
     handlers = [
         h
@@ -720,6 +721,7 @@ def json_log_lines() -> Iterator[tuple[io.StringIO, _Records]]:
         yield captured, records
     finally:
         ours.removeHandler(records)
+        ours.setLevel(level)
         for h, stream in zip(handlers, previous, strict=True):
             with h.lock:
                 h.stream = stream
