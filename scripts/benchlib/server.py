@@ -14,7 +14,8 @@ Then it reads one JSON command per line on standard input and answers one JSON l
   (the fake's token buckets are per operation).
 * ``{"cmd": "stats"}``: requests per operation as counted by the backend (``backend.calls``:
   every request, throttled ones included), injected faults (``backend.fault_counts``),
-  effective revocations, Clean calls, and the server's CPU seconds since the last reset.
+  effective revocations, Clean calls, the server's CPU seconds since the last reset, and a
+  timeline: requests served and throttled per half second since the reset.
 * ``{"cmd": "quit"}`` (or end of input): stop.
 """
 
@@ -30,6 +31,43 @@ from typing import Any
 from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 from kubeconfig_guard.fake import FakeAck, FakeAckServer, FaultSpec, World, generate_world
 from kubeconfig_guard.models import CLUSTER_STATES_WITHOUT_API_SERVER
+
+
+class Timeline:
+    """Wraps ``backend.faults.decide`` to count served and throttled requests per time slice."""
+
+    def __init__(self, backend: FakeAck, slice_seconds: float = 0.5) -> None:
+        self._decide = backend.faults.decide
+        self.slice = slice_seconds
+        self.start = time.monotonic()
+        self.served: dict[int, int] = {}
+        self.throttled: dict[int, int] = {}
+        self.throttled_by_op: dict[str, int] = {}
+        backend.faults.decide = self.decide  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.start = time.monotonic()
+        self.served.clear()
+        self.throttled.clear()
+        self.throttled_by_op.clear()
+
+    def decide(self, operation: str) -> Any:
+        decision = self._decide(operation)
+        index = int((time.monotonic() - self.start) / self.slice)
+        target = self.throttled if decision.throttled else self.served
+        target[index] = target.get(index, 0) + 1
+        if decision.throttled:
+            self.throttled_by_op[operation] = self.throttled_by_op.get(operation, 0) + 1
+        return decision
+
+    def as_dict(self) -> dict[str, Any]:
+        last = max([*self.served, *self.throttled], default=-1)
+        return {
+            "slice_seconds": self.slice,
+            "served": [self.served.get(i, 0) for i in range(last + 1)],
+            "throttled": [self.throttled.get(i, 0) for i in range(last + 1)],
+            "throttled_by_operation": dict(self.throttled_by_op),
+        }
 
 
 def _cpu() -> float:
@@ -123,6 +161,7 @@ def main() -> None:
     backend = FakeAck(world)
     meta = describe(world, spec, burst_names)
     meta["generate_seconds"] = round(time.perf_counter() - started, 2)
+    timeline = Timeline(backend)
     server = FakeAckServer(backend).start()
     sys.stdout.write(json.dumps({"url": server.url, "meta": meta}) + "\n")
     sys.stdout.flush()
@@ -144,6 +183,7 @@ def main() -> None:
                         None, FaultSpec(latency_seconds=latency, rate_limit_rps=rate, burst=cmd.get("burst"))
                     )
                 backend.reset_counters()
+                timeline.reset()
                 cpu_mark = _cpu()
                 answer: dict[str, Any] = {"ok": True}
             elif cmd["cmd"] == "stats":
@@ -155,6 +195,7 @@ def main() -> None:
                     "revoked_pairs_unique": len({(r.cluster_id, r.uid) for r in backend.revocations}),
                     "clean_calls": len(backend.clean_calls),
                     "server_cpu_seconds": round(_cpu() - cpu_mark, 3),
+                    "timeline": timeline.as_dict(),
                 }
             else:
                 answer = {"error": f"unknown command {cmd['cmd']!r}"}

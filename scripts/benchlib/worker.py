@@ -79,13 +79,20 @@ def run_event(spec: dict[str, Any]) -> dict[str, Any]:
     rt = make_runtime()
     event = deletion_event(spec["names"][0])
     rss_before = rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     try:
         out = result_fields(handle_event(event, None, runtime=rt))
     except RetryableInvocationError as exc:
         out = {"outcome": "retryable-error", "reason": str(exc)[:300]}
     wall = time.perf_counter() - started
-    out.update(wall=wall, client=rt.engine.client.stats.as_dict(), rss_before_mb=rss_before)
+    cpu_workload = time.process_time() - cpu_started
+    out.update(
+        wall=wall,
+        cpu_workload=cpu_workload,
+        client=rt.engine.client.stats.as_dict(),
+        rss_before_mb=rss_before,
+    )
     out["limiter_rate_end"] = rt.engine.client.rate_limiter.rate
     out["limiter_decreases"] = rt.engine.client.rate_limiter.decreases
     rt.close()
@@ -108,10 +115,12 @@ def run_burst(spec: dict[str, Any]) -> dict[str, Any]:
             return {"outcome": "retryable-error", "reason": str(exc)[:200], "counts": {}}
 
     rss_before = rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=spec.get("threads", len(events))) as pool:
         results = list(pool.map(one, events))
     wall = time.perf_counter() - started
+    cpu_workload = time.process_time() - cpu_started
     counts: dict[str, int] = {}
     outcomes: dict[str, int] = {}
     for r in results:
@@ -124,6 +133,7 @@ def run_burst(spec: dict[str, Any]) -> dict[str, Any]:
         "counts": counts,
         "client": rt.engine.client.stats.as_dict(),
         "rss_before_mb": rss_before,
+        "cpu_workload": cpu_workload,
     }
     rt.close()
     return out
@@ -137,9 +147,11 @@ def run_summary(spec: dict[str, Any]) -> dict[str, Any]:
     rt = make_runtime()
     now = datetime.fromisoformat(spec["now"].replace("Z", "+00:00")) if spec.get("now") else None
     rss_before = rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     outcome = handle_summary(None, None, runtime=rt, now=now)
     wall = time.perf_counter() - started
+    cpu_workload = time.process_time() - cpu_started
     report = outcome.report
     out: dict[str, Any] = {
         "wall": wall,
@@ -154,6 +166,7 @@ def run_summary(spec: dict[str, Any]) -> dict[str, Any]:
         "json_bytes": len(outcome.report_json),
         "client": rt.engine.client.stats.as_dict(),
         "rss_before_mb": rss_before,
+        "cpu_workload": cpu_workload,
         "limiter_rate_end": rt.engine.client.rate_limiter.rate,
         "limiter_decreases": rt.engine.client.rate_limiter.decreases,
     }
@@ -189,6 +202,7 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
         calls[op] = calls.get(op, 0) + 1
 
     rss_before = rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     kubeconfigs = 0
     cleaned = 0
@@ -229,12 +243,14 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
                 )
                 cleaned += 1
     wall = time.perf_counter() - started
+    cpu_workload = time.process_time() - cpu_started
     return {
         "wall": wall,
         "kubeconfigs": kubeconfigs,
         "cleaned": cleaned,
         "client": {"calls": calls},
         "rss_before_mb": rss_before,
+        "cpu_workload": cpu_workload,
     }
 
 
