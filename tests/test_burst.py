@@ -66,3 +66,15 @@ def test_listing_taken_before_the_event_is_refreshed_before_deciding(inproc_harn
     h.backend.update_kubeconfigs("c1", "2001", account_state="Deleted")  # ACK catches up
     second = handle_event(deletion("alice"), None, runtime=rt)
     assert isinstance(second, RevocationResult) and second.actions[0].status.value == "revoked"
+
+
+def test_duplicate_deliveries_share_one_clean_per_pair(make_harness: Any) -> None:
+    """EventBridge delivers at least once: the same event 4 times at once costs one Clean per (cluster, uid)."""
+    h = make_harness(world({"cn-hangzhou": [cluster(f"c{i}", kc("2001", "alice")) for i in range(3)]}))
+    rt = h.runtime()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: handle_event(deletion("alice"), None, runtime=rt), range(4)))
+    assert all(isinstance(r, RevocationResult) and r.outcome.value == "ok" for r in results)
+    assert sorted(r.cluster_id for r in h.backend.revocations) == ["c0", "c1", "c2"]
+    cleans = [(c.cluster_id, c.outcome) for c in h.backend.clean_calls]
+    assert sorted(cleans) == [("c0", "revoked"), ("c1", "revoked"), ("c2", "revoked")]  # no repeated call

@@ -343,20 +343,22 @@ def test_summary_slow_clean_is_revoked_once_and_reported_once(make_harness: Any)
     assert_revoked_exactly(h.backend, expected)
 
 
-def test_event_every_answer_lost_is_reported_failed_and_the_retry_finds_nothing(make_harness: Any) -> None:
-    """Clean applied, every answer too late: the result says failed (Transport.Timeout), never revoked."""
+def test_event_every_answer_lost_is_confirmed_by_a_fresh_listing(make_harness: Any) -> None:
+    """Clean applied, every answer too late: a fresh listing confirms the revocation, counted once."""
     w, expected = event_world(3)
     h = make_harness(w)
     h.backend.faults.set(CLEAN, FaultSpec(slow_rate=1.0, slow_seconds=1.0))
     rt = h.runtime(timeout_seconds=0.25, max_attempts=2, protected_principals=[PROTECTED])
-    first, second = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    invocations = invoke_until_done(h.backend, rt, delete_user("alice"), expected)
+    assert len(invocations) == 1  # nothing left for Function Compute to retry
+    first = invocations[0]
     assert sorted(first.new) == sorted(expected)  # applied...
-    failed = [a for a in first.doc["actions"] if a["status"] == "failed"]
-    assert {(a["cluster_id"], a["error_code"]) for a in failed} == {
+    confirmed = [a for a in first.doc["actions"] if a["status"] == "revoked"]
+    assert {(a["cluster_id"], a["error_code"]) for a in confirmed} == {
         (c, "Transport.Timeout") for c, _ in expected
     }
-    assert first.doc["counts"]["revoked"] == 0  # ...but never claimed
-    assert second.new == [] and second.doc["counts"]["revoked"] == 0
+    assert all("a fresh listing confirms it" in a["reason"] for a in confirmed)
+    assert first.doc["counts"]["revoked"] == len(expected)  # ...and claimed once, on evidence
     assert [c.outcome for c in h.backend.clean_calls].count("revoked") == len(expected)
     assert_revoked_exactly(h.backend, expected)
 
@@ -371,13 +373,18 @@ def test_event_connection_reset_on_every_clean_then_retry(after_apply: bool) -> 
     try:
         h.backend.faults.set(CLEAN, FaultSpec(reset_rate=1.0, reset_after_apply=after_apply))
         rt = h.runtime(**{**FAST, "max_attempts": 2, "protected_principals": [PROTECTED]})
-        first, second = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
-        failed = {(a["cluster_id"], a["error_code"]) for a in first.doc["actions"] if a["status"] == "failed"}
-        assert failed == {(c, "Transport.Error") for c, _ in expected}
-        if after_apply:  # applied on the first attempt, the retry was a no-op; nothing left for FC's retry
-            assert sorted(first.new) == sorted(expected) and second.new == []
+        invocations = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
+        first = invocations[0]
+        by_status = {
+            (a["status"], a["cluster_id"], a["error_code"]) for a in first.doc["actions"] if a["error_code"]
+        }
+        if after_apply:  # applied on the first attempt, the retry was a no-op; a fresh listing confirms it
+            assert by_status == {("revoked", c, "Transport.Error") for c, _ in expected}
+            assert len(invocations) == 1 and sorted(first.new) == sorted(expected)
             assert [c.outcome for c in h.backend.clean_calls].count("noop") == len(expected)
-        else:  # never reached the backend: FC's retry revokes
+        else:  # never reached the backend: reported failed, and FC's retry revokes
+            assert by_status == {("failed", c, "Transport.Error") for c, _ in expected}
+            second = invocations[1]
             assert first.new == [] and sorted(second.new) == sorted(expected)
             assert [c.outcome for c in h.backend.clean_calls] == ["revoked"] * len(expected)
         assert_revoked_exactly(h.backend, expected)

@@ -47,6 +47,48 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retr
     return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {error.message} ({retry})", **extra)
 
 
+async def _clean(
+    client: AckClient, inventory: Inventory | None, candidate: Candidate, force: bool, retry_by: str
+) -> Action:
+    cluster_id, uid = candidate.cluster.cluster_id, candidate.uid
+
+    async def clean() -> None:
+        await client.clean_user_permissions(candidate.region, cluster_id, uid, force=force)
+
+    try:
+        shared = False
+        if inventory is not None:
+            shared = await inventory.clean_once(cluster_id, uid, clean)
+        else:
+            await clean()
+    except AckApiError as error:
+        if inventory is not None:  # the outcome is uncertain: list afresh next time
+            inventory.invalidate_cluster(cluster_id)
+        if error.transient and await _confirmed_revoked(client, candidate):
+            return action_for(
+                candidate,
+                ActionStatus.REVOKED,
+                "kubeconfigs revoked (the API's answer was lost; a fresh listing confirms it)",
+                force=force,
+                error_code=error.code,
+                request_id=error.request_id,
+            )
+        return action_for_error(candidate, error, force, retry_by)
+    if inventory is not None:
+        inventory.forget_uid(cluster_id, uid)
+    reason = "kubeconfigs revoked" + (" (one call shared with a concurrent invocation)" if shared else "")
+    return action_for(candidate, ActionStatus.REVOKED, reason, force=force)
+
+
+async def _confirmed_revoked(client: AckClient, candidate: Candidate) -> bool:
+    """After a Clean whose answer was lost: does a fresh listing show the uid's kubeconfigs gone?"""
+    try:
+        states = await client.list_kubeconfig_states(candidate.region, candidate.cluster.cluster_id)
+    except AckApiError:
+        return False
+    return not any(s.account_id == candidate.uid and s.revokable for s in states)
+
+
 def log_decisions(actions: list[Action], context: dict[str, object] | None = None) -> None:
     """One log line per action decided without an API call (skipped, would-revoke)."""
     for action in actions:
@@ -79,17 +121,7 @@ async def execute(
                 error_code="DeadlineNear",
             )
         else:
-            try:
-                await client.clean_user_permissions(
-                    candidate.region, candidate.cluster.cluster_id, candidate.uid, force=force
-                )
-                action = action_for(candidate, ActionStatus.REVOKED, "kubeconfigs revoked", force=force)
-                if inventory is not None:
-                    inventory.forget_uid(candidate.cluster.cluster_id, candidate.uid)
-            except AckApiError as error:
-                action = action_for_error(candidate, error, force, retry_by)
-                if inventory is not None:  # the outcome is uncertain: list afresh next time
-                    inventory.invalidate_cluster(candidate.cluster.cluster_id)
+            action = await _clean(client, inventory, candidate, force, retry_by)
         log_action(log, action, context)
         return action
 

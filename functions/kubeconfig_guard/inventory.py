@@ -104,6 +104,7 @@ class Inventory:
         self.clock = clock
         self._clusters: _SingleFlight[list[Cluster]] = _SingleFlight(ttl, clock)
         self._states: _SingleFlight[list[KubeconfigState]] = _SingleFlight(ttl, clock)
+        self._cleans: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     def shared_since(self, start: float) -> float:
         """The oldest start time a listing may have to be shared with an invocation started at ``start``."""
@@ -129,6 +130,23 @@ class Inventory:
 
     def invalidate_cluster(self, cluster_id: str) -> None:
         self._states.invalidate(cluster_id)
+
+    async def clean_once(self, cluster_id: str, uid: str, clean: Callable[[], Awaitable[None]]) -> bool:
+        """Run a Clean, or join the same Clean already in flight (duplicate or concurrent events).
+
+        Returns True when this caller joined another's call.
+        """
+        key = (cluster_id, uid)
+        if (running := self._cleans.get(key)) is not None:
+            await asyncio.shield(running)
+            return True
+        task = asyncio.ensure_future(clean())
+        self._cleans[key] = task
+        try:
+            await asyncio.shield(task)
+        finally:
+            self._cleans.pop(key, None)
+        return False
 
     def forget_uid(self, cluster_id: str, uid: str) -> None:
         """A Clean succeeded: the uid's kubeconfigs are gone from this cluster's listing."""
