@@ -9,6 +9,7 @@ business error is never retried. The fake ACK plugs in as the httpx transport.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -108,6 +109,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def endpoint_url(region: str, override: str | None) -> httpx.URL:
     """``https://cs.{region}.aliyuncs.com``, or the override (plain http only to loopback)."""
     if not override:
