@@ -59,7 +59,7 @@ DESCRIBE = "DescribeClustersV1"
 FAST: dict[str, Any] = {"timeout_seconds": 0.25, "max_attempts": 6, "backoff_max_seconds": 0.05}
 
 FAULTS: dict[str, tuple[FaultSpec, dict[str, Any]]] = {
-    "throttling": (FaultSpec(rate_limit_rps=20, burst=5), {"max_attempts": 8}),
+    "throttling": (FaultSpec(rate_limit_rps=8, burst=2), {"max_attempts": 8}),
     "5xx": (FaultSpec(error_rate_5xx=0.4), {}),
     "slow": (FaultSpec(slow_rate=0.25, slow_seconds=0.6), {}),
     "reset-after-apply": (FaultSpec(reset_rate=0.35, reset_after_apply=True), {}),

@@ -212,8 +212,13 @@ class AckClient:
                 pages += await asyncio.gather(
                     *(self._states_page(region, cluster_id, n) for n in range(2, last_page + 1))
                 )
-            # The list grew while we read it: keep reading until a short page.
-            while len(pages[-1].states) >= STATES_PAGE_SIZE and len(pages) < MAX_STATES_PAGES:
+            # The list grew while we read it: keep reading while the last page is full and
+            # some page reported more states than were read (a full last page is not a sign).
+            while (
+                len(pages[-1].states) >= STATES_PAGE_SIZE
+                and len(pages) * STATES_PAGE_SIZE < max(p.page.total_count for p in pages)
+                and len(pages) < MAX_STATES_PAGES
+            ):
                 pages.append(await self._states_page(region, cluster_id, len(pages) + 1))
         states: dict[tuple[str, str], KubeconfigState] = {}
         short_seen = False
@@ -258,8 +263,9 @@ class AckClient:
         )
         async for attempt in retrying:
             with attempt:
-                await self.rate_limiter.acquire()
                 async with self._concurrency:
+                    # The rate slot is taken inside the cap, so a decrease reaches every waiter.
+                    await self.rate_limiter.acquire()
                     return await self._send_once(op, region, path_params, query)
         raise AssertionError("unreachable")  # pragma: no cover
 
