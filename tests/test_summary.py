@@ -219,3 +219,13 @@ def test_lists_are_capped_but_counted(make_harness: Any) -> None:
     assert [e.account_name for e in report.expiring.items] == ["e0", "e1", "e2", "e3", "e4"]  # soonest kept
     digest = render_markdown(report, max_items=3)
     assert "... and 27 more" in digest
+
+
+def test_reconciliation_actions_are_capped_most_urgent_first(make_harness: Any) -> None:
+    orphans = [kc(f"2{i:04d}", f"u{i}") for i in range(12)]
+    h = make_harness(world({"cn-hangzhou": [cluster("c1", *orphans, audit_log=False)]}))
+    report = summarize(h, regions=["cn-hangzhou"], report_list_limit=4, max_revocations=5)
+    rec = report.reconciliation
+    assert rec is not None and rec.outcome == "limit-exceeded"
+    assert rec.actions_total == 12 and rec.truncated and len(rec.actions) == 4
+    assert rec.counts["skipped"] == 12  # counts cover every action, not just the kept ones

@@ -450,7 +450,7 @@ def render_html(report: Report) -> str:
             cluster_chart=cluster_chart(report),
             expiry_chart=expiry_chart(report),
             actions=actions[:MAX_TABLE_ROWS],
-            actions_total=len(actions),
+            actions_total=rec.actions_total if rec is not None else 0,
             expiring=_expiring_sorted(report.expiring.items),
             clusters=clusters[:MAX_TABLE_ROWS],
             clusters_total=len(clusters),

@@ -54,8 +54,14 @@ class Reconciliation(BaseModel):
     mode: str
     outcome: str = "ok"
     reason: str = ""
-    counts: dict[str, int] = Field(default_factory=dict)
-    actions: list[Action] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict, description="Every action, by status.")
+    actions: list[Action] = Field(
+        default_factory=list,
+        description="Failed and deferred first, then revoked, would-revoke, skipped; capped at "
+        "KCGUARD_REPORT_LIST_LIMIT (each action is also one log line).",
+    )
+    actions_total: int = 0
+    truncated: bool = False
 
 
 class Report(BaseModel):

@@ -13,12 +13,19 @@ from ..executor import execute, log_decisions
 from ..models import AccountState, Cluster, KubeconfigState, cluster_unreachable_reason
 from ..plan import Candidate, group_candidates, plan_revocations
 from ..principal import EventKind
-from ..results import ClusterIssue, ClusterStatus, Outcome, count_actions
+from ..results import ActionStatus, ClusterIssue, ClusterStatus, Outcome, count_actions
 from ..settings import Mode
 from .options import SummaryOptions
 from .report import Reconciliation, Report, ReportBuilder
 
 Progress = Callable[[int, int], None]
+ACTION_URGENCY = (
+    ActionStatus.FAILED,
+    ActionStatus.DEFERRED,
+    ActionStatus.REVOKED,
+    ActionStatus.WOULD_REVOKE,
+    ActionStatus.SKIPPED,
+)
 
 
 async def run_summary(
@@ -109,9 +116,12 @@ async def run_summary(
             retry_by="the next daily summary",
             context={"event_name": "DailySummary"},
         )
-        actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
-        reconciliation.actions = actions
+        urgency = {s: i for i, s in enumerate(ACTION_URGENCY)}
+        actions.sort(key=lambda a: (urgency[a.status], a.region, a.cluster_id, a.uid))
         reconciliation.counts = count_actions(actions)
+        reconciliation.actions_total = len(actions)
+        reconciliation.truncated = len(actions) > settings.report_list_limit
+        reconciliation.actions = actions[: settings.report_list_limit]
         if plan.limit_exceeded:
             reconciliation.outcome = Outcome.LIMIT_EXCEEDED.value
             reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
