@@ -70,10 +70,10 @@ class Settings(BaseSettings):
     )
     max_concurrency: int = Field(32, ge=1, le=256, description="Most API requests in flight at once.")
     max_rps: float = Field(
-        300.0,
+        500.0,
         gt=0,
-        description="Client-side request-rate ceiling (requests/s). The client lowers its rate when "
-        "throttled and creeps back up (AIMD).",
+        description="Client-side request-rate ceiling (requests/s). The client starts low, grows fast "
+        "until throttled, then settles just under the API's limit (AIMD).",
     )
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one API request (read and write).")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="Timeout to open a connection.")
