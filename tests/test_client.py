@@ -198,12 +198,12 @@ def test_rate_limiter_backs_off_on_throttling_and_recovers() -> None:
 
 def test_rate_limiter_slow_start_grows_fast_until_the_first_throttle() -> None:
     limiter = AdaptiveRateLimiter(300.0, clock=lambda: 0.0)
-    assert limiter.rate == 20.0 and limiter.slow_start
-    for _ in range(10):
+    assert limiter.rate == 50.0 and limiter.slow_start
+    for _ in range(5):
         limiter.on_success()
-    assert limiter.rate == 120.0
+    assert limiter.rate == 150.0
     limiter.on_throttled()
-    assert not limiter.slow_start and limiter.rate <= 84.0  # at least a 30 % cut
+    assert not limiter.slow_start and limiter.rate <= 105.0  # at least a 30 % cut
 
 
 def test_rate_limiter_spaces_requests() -> None:

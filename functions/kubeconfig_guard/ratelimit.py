@@ -26,7 +26,7 @@ class AdaptiveRateLimiter:
         increase_per_second: float = 1.0,
         window_seconds: float = 2.0,
         cooldown_seconds: float = 0.3,
-        slow_start_rps: float = 20.0,
+        slow_start_rps: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_rps = max_rps
@@ -64,7 +64,7 @@ class AdaptiveRateLimiter:
         while self._successes and self._successes[0] < now - self._window:
             self._successes.popleft()
         if self.slow_start:
-            self.rate = min(self.max_rps, self.rate + 10.0)
+            self.rate = min(self.max_rps, self.rate + 20.0)
             self.slow_start = self.rate < self.max_rps
             return
         # Additive increase: about `increase_per_second` requests/s (at least 5 %) more per second.
