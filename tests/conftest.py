@@ -105,6 +105,37 @@ class Harness:
             self._server.stop()
 
 
+@pytest.fixture
+def demo_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake and the client agree on the documented demo key pair; no proxy in the way."""
+    for name in (
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_SECURITY_TOKEN",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def backend() -> FakeAck:
+    """A small world (``kubeconfig_guard.fake.testing.small_world``) in a fresh fake."""
+    from kubeconfig_guard.fake.testing import small_world
+
+    return FakeAck(small_world())
+
+
+@pytest.fixture
+def server(backend: FakeAck) -> Iterator[FakeAckServer]:
+    with FakeAckServer(backend) as running:
+        yield running
+
+
 @pytest.fixture(params=["inproc", "http"])
 def wire(request: pytest.FixtureRequest) -> str:
     """Run the test through the in-process transport and through the real HTTP server."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -25,27 +24,7 @@ CLEAN = "CleanClusterUserPermissions"
 LIST = "ListClusterKubeconfigStates"
 
 
-@pytest.fixture(autouse=True)
-def _demo_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        "ALIBABA_CLOUD_SECURITY_TOKEN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def backend() -> FakeAck:
-    return FakeAck(small_world())
-
-
-@pytest.fixture
-def server(backend: FakeAck) -> Iterator[FakeAckServer]:
-    with FakeAckServer(backend) as running:
-        yield running
+pytestmark = pytest.mark.usefixtures("demo_env")
 
 
 def settings(endpoint: str | None = None, **overrides: float) -> Settings:

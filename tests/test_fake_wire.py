@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,27 +28,7 @@ TOM = "200000000000000001"
 STATES = "/clusters/c-big/kubeconfig/states"
 
 
-@pytest.fixture(autouse=True)
-def _demo_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        "ALIBABA_CLOUD_SECURITY_TOKEN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def backend() -> FakeAck:
-    return FakeAck(small_world())
-
-
-@pytest.fixture
-def server(backend: FakeAck) -> Iterator[FakeAckServer]:
-    with FakeAckServer(backend) as running:
-        yield running
+pytestmark = pytest.mark.usefixtures("demo_env")
 
 
 def body_of(answer: Any) -> dict[str, Any]:
