@@ -16,7 +16,6 @@ import logging
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -230,10 +229,6 @@ class AckClient:
             short_seen = len(page.states) < STATES_PAGE_SIZE
         stable = all(p.page.total_count == total for p in pages) and len(states) == total
         return states, stable
-
-    async def iter_kubeconfig_states(self, region: str, cluster_id: str) -> AsyncIterator[KubeconfigState]:
-        for state in await self.list_kubeconfig_states(region, cluster_id):
-            yield state
 
     async def clean_user_permissions(self, region: str, cluster_id: str, uid: str, *, force: bool) -> None:
         """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster."""

@@ -94,10 +94,3 @@ def from_environment_or_demo() -> Credentials:
         SecretStr(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET),
         SecretStr(token) if (token := os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")) else None,
     )
-
-
-def provider_for(context: object | None) -> CredentialsProvider:
-    creds = from_fc_context(context) if context is not None else None
-    if creds is not None:
-        return StaticCredentials(creds)
-    return DefaultChainCredentials()

@@ -82,7 +82,7 @@ class Engine:
         """
         started = time.monotonic() if received_at is None else received_at
         deadline = deadline or Deadline()
-        dry_run = self.settings.mode is Mode.DRY_RUN or request.dry_run
+        dry_run = self.settings.dry_run or request.dry_run
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
         issues: list[ClusterIssue] = []
 

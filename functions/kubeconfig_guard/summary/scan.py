@@ -44,7 +44,7 @@ async def run_summary(
     now = now or datetime.now(timezone.utc)
     regions = options.regions or settings.watched_regions()
     expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
-    dry_run = settings.mode is Mode.DRY_RUN or bool(options.dry_run)
+    dry_run = settings.dry_run or bool(options.dry_run)
     builder = ReportBuilder(now=now, expiring_days=expiring_days, list_limit=settings.report_list_limit)
     issues: list[ClusterIssue] = []
     orphans: list[tuple[Candidate, EventKind]] = []
