@@ -218,7 +218,7 @@ def summary(
     (out_dir / "report.json").write_text(outcome.report_json, encoding="utf-8")
     (out_dir / "report.md").write_text(outcome.markdown, encoding="utf-8")
     (out_dir / "report.html").write_text(outcome.html, encoding="utf-8")
-    out.print(outcome.markdown, markup=False, highlight=False)
+    sys.stdout.write(outcome.markdown)  # verbatim: it is the same Markdown as report.md
     err.print(f"wrote {out_dir}/report.json, report.md, report.html — {outcome.result.reason}")
 
 
