@@ -12,13 +12,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
 
+from conftest import local_http_server
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary import notify
 from kubeconfig_guard.summary.notify import Delivery, deliver_all
@@ -128,14 +129,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     rec = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
-    server.daemon_threads = True
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_handler(rec)) as url:
+        rec.url = url
+        yield rec
 
 
 @pytest.fixture(autouse=True)

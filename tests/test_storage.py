@@ -11,12 +11,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from conftest import local_http_server
 from kubeconfig_guard.credentials import Credentials
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary.html import render_html
@@ -85,14 +86,9 @@ def _handler(receiver: OssReceiver) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def receiver() -> Iterator[OssReceiver]:
     rec = OssReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
-    server.daemon_threads = True
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_handler(rec)) as url:
+        rec.url = url
+        yield rec
 
 
 @pytest.fixture(autouse=True)
