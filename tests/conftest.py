@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,6 +93,41 @@ def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def fake_ack_process(world_file: Path, dump: Path) -> Iterator[str]:
+    """``kcguard fake serve`` in a child process with the demo key pair; yields its URL.
+
+    On exit it is stopped with SIGTERM, must exit 0, and has written its final world to ``dump``.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALIBABA_CLOUD_", "KCGUARD_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "functions"), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "kubeconfig_guard.fake", "serve", "--world", str(world_file)]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--dump-world", str(dump)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, process.stderr.read() if process.poll() else "")
+        yield url
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 class Harness:

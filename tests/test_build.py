@@ -16,12 +16,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import fake_ack_process
 from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 
 pytestmark = pytest.mark.slow
@@ -234,48 +232,6 @@ print("RESULT " + json.dumps({
 """
 
 
-@contextmanager
-def fake_ack(final_world: Path) -> Iterator[str]:
-    """The fake ACK serving examples/world.json from the dev venv; the final world is dumped on exit."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ALIBABA_CLOUD_", "KCGUARD_"))
-        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "functions"), env.get("PYTHONPATH")) if p)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubeconfig_guard.fake",
-            "serve",
-            "--world",
-            str(WORLD),
-            "--port",
-            "0",
-            "--dump-world",
-            str(final_world),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), (url, process.stderr.read() if process.poll() else "")
-        yield url
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=15)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def run_isolated(python: Path, build: Path, url: str) -> dict[str, Any]:
     env = {
         k: v
@@ -312,7 +268,7 @@ def test_built_package_revokes_alice_on_the_runtime_python(
     if python is None:
         pytest.skip(f"no CPython {runtime.removeprefix('python')} here (pyenv or PATH)")
     final_world = tmp_path / "final-world.json"
-    with fake_ack(final_world) as url:
+    with fake_ack_process(WORLD, final_world) as url:
         report = run_isolated(python, package_dir(build_out, runtime), url)
 
     assert report["python"].startswith(runtime.removeprefix("python") + ".")

@@ -4,55 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from conftest import EXAMPLE_WORLD, fake_ack_process
 from kubeconfig_guard.client import AckClient
 from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
 from kubeconfig_guard.fake.cli import fake_app
 from kubeconfig_guard.settings import Settings
 
-EXAMPLE_WORLD = Path(__file__).resolve().parent.parent / "examples" / "world.json"
 PROD = "c5b5e80b0b64a4bf6939d2d8fbbc50a01"
 ALICE = "200000000000000101"
 
 
 def test_serve_prints_the_url_serves_and_dumps_the_world_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "final.json"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ALIBABA_CLOUD_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    functions = str(Path(__file__).resolve().parent.parent / "functions")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (functions, env.get("PYTHONPATH")) if p)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubeconfig_guard.fake",
-            "serve",
-            "--world",
-            str(EXAMPLE_WORLD),
-            "--port",
-            "0",
-            "--dump-world",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:") and int(url.rsplit(":", 1)[1]) > 0
+    with fake_ack_process(EXAMPLE_WORLD, out) as url:
+        assert int(url.rsplit(":", 1)[1]) > 0
 
         async def revoke_alice() -> list[str]:
             async with AckClient(
@@ -63,13 +32,6 @@ def test_serve_prints_the_url_serves_and_dumps_the_world_on_sigterm(tmp_path: Pa
                 return [c.cluster_id for c in clusters]
 
         assert PROD in asyncio.run(revoke_alice())
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     final = json.loads(out.read_text())
     [prod] = [c for c in final["regions"]["cn-hangzhou"]["clusters"] if c["cluster_id"] == PROD]
     assert ALICE not in [k["account_id"] for k in prod["kubeconfigs"]]
