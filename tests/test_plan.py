@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 
 from kubeconfig_guard.models import Cluster, KubeconfigState
-from kubeconfig_guard.plan import SafetyPolicy, group_candidates, matches, plan_revocations
+from kubeconfig_guard.plan import (
+    SafetyPolicy,
+    enforce_limit,
+    finalize,
+    group_candidates,
+    identity_conflict,
+    matches,
+    plan_revocations,
+)
+from kubeconfig_guard.plan import decide as plan_decide
 from kubeconfig_guard.principal import EventKind, Principal, PrincipalType
 from kubeconfig_guard.results import ActionStatus
 
@@ -69,11 +78,34 @@ def test_one_clean_per_uid_however_many_states() -> None:
     assert len(plan.to_revoke[0].candidate.states) == 2
 
 
-def test_name_reuse_active_account_is_skipped_on_delete_but_not_on_lock() -> None:
-    plan = decide([state(account_state="Active")])
-    assert not plan.to_revoke
-    assert plan.decided[0].status is ActionStatus.SKIPPED and "reused the name" in plan.decided[0].reason
-    assert decide([state(account_state="Active")], EventKind.LOCKED).to_revoke
+@pytest.mark.parametrize(
+    ("kind", "account_state", "revoked", "why"),
+    [
+        (EventKind.DELETED, "Deleted", True, ""),
+        (EventKind.DELETED, "Active", False, "reused the name"),
+        (EventKind.DELETED, "InActive", False, "not Deleted"),
+        (EventKind.LOCKED, "InActive", True, ""),
+        (EventKind.LOCKED, "Deleted", True, ""),
+        (EventKind.LOCKED, "Active", False, "not InActive or Deleted"),
+        # Undocumented values are never revoked, whatever the event says.
+        (EventKind.DELETED, "active", False, "undocumented account_state 'active'"),
+        (EventKind.DELETED, "Suspended", False, "undocumented account_state 'Suspended'"),
+        (EventKind.LOCKED, "inactive", False, "undocumented account_state"),
+        (EventKind.DELETED, None, False, "no account_state"),
+    ],
+)
+def test_ack_state_must_agree_with_the_event(
+    kind: EventKind, account_state: str | None, revoked: bool, why: str
+) -> None:
+    plan = decide([state(account_state=account_state)], kind)
+    assert bool(plan.to_revoke) is revoked
+    if not revoked:
+        assert plan.decided[0].status is ActionStatus.SKIPPED and why in plan.decided[0].reason
+
+
+def test_one_disagreeing_state_of_a_uid_stops_its_clean() -> None:
+    plan = decide([state(), state(account_state="Active", cert_expire_time="2030-01-01T00:00:00Z")])
+    assert not plan.to_revoke and "not Deleted" in plan.decided[0].reason
 
 
 def test_not_revokable_is_skipped() -> None:
@@ -81,10 +113,89 @@ def test_not_revokable_is_skipped() -> None:
     assert plan.decided[0].status is ActionStatus.SKIPPED and "not revokable" in plan.decided[0].reason
 
 
-@pytest.mark.parametrize("pattern", ["alice", "2001", "ali*", "Alice W*"])
+@pytest.mark.parametrize("pattern", ["alice", "2001", "ali*", "20*"])
 def test_protected_principals(pattern: str) -> None:
     plan = decide([state(account_display_name="Alice Wang")], protected_principals=(pattern,))
     assert not plan.to_revoke and "protected" in plan.decided[0].reason
+
+
+@pytest.mark.parametrize("pattern", ["Alice W*", "Alice Wang", "*Wang"])
+def test_display_names_never_protect(pattern: str) -> None:
+    """Display names are free text anyone with RAM write access can edit: they exempt nobody."""
+    plan = decide([state(account_display_name="Alice Wang")], protected_principals=(pattern,))
+    assert [r.candidate.uid for r in plan.to_revoke] == ["2001"]
+
+
+@pytest.mark.parametrize(
+    ("principal", "states", "conflict"),
+    [
+        # UserName and UPN name two different accounts on ACK: ambiguous.
+        (
+            Principal(type=USER, name="bob", upn="alice@5000.onaliyun.com"),
+            [state(uid="2001", name="alice"), state(uid="2002", name="bob")],
+            True,
+        ),
+        # A uid and a name that ACK shows belong to different accounts.
+        (
+            Principal(type=USER, name="bob", uid="2001"),
+            [state(uid="2001"), state(uid="2002", name="bob")],
+            True,
+        ),
+        (
+            Principal(type=ROLE, name="ops", uid="9"),
+            [
+                state(uid="8", name="ops", account_type="RamRole"),
+                state(uid="9", name="x", account_type="RamRole"),
+            ],
+            True,
+        ),
+        # Consistent: both ways find the same account, or only one way finds anything.
+        (Principal(type=USER, name="alice", upn="alice@5000.onaliyun.com"), [state()], False),
+        (Principal(type=USER, name="alice", uid="2001"), [state()], False),
+        (Principal(type=USER, name="bob", uid="2001"), [state()], False),
+        (
+            Principal(type=USER, name="alice", uid="2001"),
+            [state(uid="2002", name="alice", account_type="RamRole")],
+            False,
+        ),
+    ],
+)
+def test_identity_conflict(principal: Principal, states: list[KubeconfigState], conflict: bool) -> None:
+    why = identity_conflict(principal, states)
+    assert (why is not None) is conflict
+    if why:
+        assert "different principals" in why and principal.describe().split()[1] in why
+
+
+def test_blast_radius_counts_a_whole_batch_together() -> None:
+    policy = SafetyPolicy(dry_run=False, max_revocations=5)
+    plans = [
+        plan_decide(
+            [
+                (c, EventKind.DELETED)
+                for c in group_candidates("r", CLUSTER, [state(uid=f"{i}{j}") for j in range(3)])
+            ],
+            policy,
+        )
+        for i in range(1, 3)
+    ]
+    assert enforce_limit(plans, policy.max_revocations)
+    for plan in plans:
+        finalize(plan)
+        assert plan.limit_exceeded and not plan.to_revoke
+        assert all("6 revocations in this invocation" in a.reason for a in plan.decided)
+    # The same pairs named by two items of a batch count once.
+    same = [
+        plan_decide(
+            [
+                (c, EventKind.DELETED)
+                for c in group_candidates("r", CLUSTER, [state(uid=f"1{j}") for j in range(5)])
+            ],
+            policy,
+        )
+        for _ in range(2)
+    ]
+    assert not enforce_limit(same, policy.max_revocations)
 
 
 def test_root_and_self_never_revoked() -> None:

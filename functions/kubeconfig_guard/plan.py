@@ -16,6 +16,17 @@ from .principal import EventKind, Principal, PrincipalType
 from .results import Action, ActionStatus
 
 
+def _names(principal: Principal) -> set[str]:
+    names = {n for n in (principal.name, principal.upn) if n}
+    if principal.upn and "@" in principal.upn:
+        names.add(principal.upn.split("@", 1)[0])
+    return names
+
+
+def _account_type_of(principal: Principal) -> AccountType:
+    return AccountType.RAM_USER if principal.type is PrincipalType.RAM_USER else AccountType.RAM_ROLE
+
+
 def matches(principal: Principal, state: KubeconfigState) -> bool:
     """Does this kubeconfig state belong to the principal? A RootAccount state never does.
 
@@ -23,15 +34,35 @@ def matches(principal: Principal, state: KubeconfigState) -> bool:
     (the user name, the part of a UPN before ``@``, or the full UPN). Roles match
     RamRole states by role name (or uid).
     """
-    wanted = AccountType.RAM_USER if principal.type is PrincipalType.RAM_USER else AccountType.RAM_ROLE
-    if state.account_type is not wanted:
+    if state.account_type is not _account_type_of(principal):
         return False
     if principal.uid:
         return state.account_id == principal.uid
-    names = {n for n in (principal.name, principal.upn) if n}
-    if principal.upn and "@" in principal.upn:
-        names.add(principal.upn.split("@", 1)[0])
-    return bool(state.account_name) and state.account_name in names
+    return bool(state.account_name) and state.account_name in _names(principal)
+
+
+def identity_conflict(principal: Principal, states: Iterable[KubeconfigState]) -> str | None:
+    """Does the event name one principal two ways that these states show to be different principals?
+
+    An event may carry a uid and a name, or a UserName and a UserPrincipalName. When each way
+    of naming it finds a different account (different uids), the event is ambiguous (a
+    forged or garbled record, or a name reused since): it is not acted on.
+    """
+    wanted = _account_type_of(principal)
+    ways: dict[str, set[str]] = {}
+    typed = [s for s in states if s.account_type is wanted and s.account_id]
+    if principal.uid:
+        ways["uid " + principal.uid] = {s.account_id for s in typed if s.account_id == principal.uid}
+    if principal.name:
+        ways["name " + principal.name] = {s.account_id for s in typed if s.account_name == principal.name}
+    if principal.upn:
+        upn_names = _names(principal.model_copy(update={"name": None}))
+        ways["UPN " + principal.upn] = {s.account_id for s in typed if s.account_name in upn_names}
+    found = {label: uids for label, uids in ways.items() if uids}
+    if len({frozenset(uids) for uids in found.values()}) > 1:
+        shown = "; ".join(f"{label} -> {', '.join(sorted(uids))}" for label, uids in sorted(found.items()))
+        return f"the event names different principals ({shown}): not acted on"
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,14 +78,48 @@ class SafetyPolicy:
     max_revocations: int = 50
 
     def is_protected(self, state: KubeconfigState) -> str | None:
+        """The pattern that protects this state's uid or account name. Display names are free text
+        that others may edit, so they never protect (nor exempt) anyone."""
         for pattern in self.protected_principals:
-            for value in (state.account_id, state.account_name, state.account_display_name):
+            for value in (state.account_id, state.account_name):
                 if value and fnmatchcase(value, pattern):
                     return pattern
         return None
 
     def force_for(self, kind: EventKind) -> bool:
         return self.force_on_delete if kind is EventKind.DELETED else self.force_on_lock
+
+
+# Which ACK account states agree with each kind of event. Anything else is never revoked: a
+# documented state that disagrees is skipped (the daily summary reconciles once ACK catches up), an
+# undocumented one (not exactly Active, InActive or Deleted) is skipped as undocumented.
+AGREEING_STATES: dict[EventKind, frozenset[AccountState]] = {
+    EventKind.DELETED: frozenset({AccountState.DELETED}),
+    EventKind.LOCKED: frozenset({AccountState.INACTIVE, AccountState.DELETED}),
+}
+
+
+def state_disagreement(kind: EventKind, states: Iterable[KubeconfigState]) -> str | None:
+    """Why ACK's account state forbids revoking for this kind of event, or None when it agrees."""
+    for s in states:
+        if s.account_state is None:
+            return "ACK reports no account_state: never revoked"
+        if not s.account_state.is_known:
+            return f"undocumented account_state {s.account_state.value[:40]!r}: never revoked"
+    for s in states:
+        if s.account_state in AGREEING_STATES[kind]:
+            continue
+        state = s.account_state.value
+        if kind is EventKind.DELETED:
+            return (
+                f"the account is {state} on ACK, not Deleted: a new principal may have reused the name, "
+                "or ACK has not caught up; not revoked (the daily summary re-checks it)"
+            )
+        return (
+            f"the account is {state} on ACK, not InActive or Deleted: the lock has not reached ACK, or "
+            "the user was unlocked or only lost a console password; not revoked (the daily summary re-checks it)"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -78,11 +143,17 @@ class Revocation:
 
 @dataclass
 class Plan:
-    """Revocations to execute, and every other decision with its reason."""
+    """Revocations to execute, and every other decision with its reason.
+
+    ``allowed`` holds what passed the safety rules until the blast-radius limit and the mode are
+    applied (``enforce_limit``, ``finalize``); then it is moved to ``to_revoke`` or ``decided``.
+    """
 
     to_revoke: list[Revocation] = field(default_factory=list)
     decided: list[Action] = field(default_factory=list)
+    allowed: list[Revocation] = field(default_factory=list)
     limit_exceeded: bool = False
+    dry_run: bool = True
 
 
 def group_candidates(region: str, cluster: Cluster, states: Iterable[KubeconfigState]) -> list[Candidate]:
@@ -122,38 +193,64 @@ def refusal(candidate: Candidate, kind: EventKind, policy: SafetyPolicy) -> str 
         return "this is kubeconfig-guard's own identity: never revoked (ACK refuses it too)"
     if pattern := next((p for s in states if (p := policy.is_protected(s))), None):
         return f"protected principal (matches {pattern!r} in KCGUARD_PROTECTED_PRINCIPALS)"
-    if kind is EventKind.DELETED and any(s.account_state is AccountState.ACTIVE for s in states):
-        return (
-            "the account is Active on ACK: a new principal may have reused the name; "
-            "not revoked (the daily summary re-checks it)"
-        )
+    if why := state_disagreement(kind, states):
+        return why
     if not any(s.revokable for s in states):
         return "ACK reports the kubeconfig as not revokable"
     return None
 
 
-def plan_revocations(candidates: Sequence[tuple[Candidate, EventKind]], policy: SafetyPolicy) -> Plan:
-    """Apply the safety rules and the blast-radius limit to every (candidate, why it is revoked)."""
-    plan = Plan()
-    allowed: list[Revocation] = []
+def decide(candidates: Sequence[tuple[Candidate, EventKind]], policy: SafetyPolicy) -> Plan:
+    """Apply the safety rules to every (candidate, why it is revoked); the limit comes later."""
+    plan = Plan(dry_run=policy.dry_run)
     for candidate, kind in candidates:
         why = refusal(candidate, kind, policy)
         if why:
             plan.decided.append(action_for(candidate, ActionStatus.SKIPPED, why))
         else:
-            allowed.append(Revocation(candidate, kind, policy.force_for(kind)))
-    if len(allowed) > policy.max_revocations:
+            plan.allowed.append(Revocation(candidate, kind, policy.force_for(kind)))
+    return plan
+
+
+def pairs(plans: Iterable[Plan]) -> set[tuple[str, str]]:
+    """The distinct (cluster, uid) pairs the plans would revoke."""
+    return {(r.candidate.cluster.cluster_id, r.candidate.uid) for p in plans for r in p.allowed}
+
+
+def enforce_limit(plans: Sequence[Plan], max_revocations: int) -> bool:
+    """The blast-radius limit over every plan of one invocation (a batch counts together).
+
+    Over the limit, nothing in any of the plans is revoked. Returns whether it was exceeded.
+    """
+    wanted = len(pairs(plans))
+    if wanted <= max_revocations:
+        return False
+    reason = (
+        f"blast-radius limit: {wanted} revocations in this invocation exceed KCGUARD_MAX_REVOCATIONS="
+        f"{max_revocations}; none revoked"
+    )
+    for plan in plans:
         plan.limit_exceeded = True
-        reason = (
-            f"blast-radius limit: {len(allowed)} revocations exceed KCGUARD_MAX_REVOCATIONS="
-            f"{policy.max_revocations}; none revoked"
-        )
-        plan.decided += [action_for(r.candidate, ActionStatus.SKIPPED, reason) for r in allowed]
-    elif policy.dry_run:
+        plan.decided += [action_for(r.candidate, ActionStatus.SKIPPED, reason) for r in plan.allowed]
+        plan.allowed = []
+    return True
+
+
+def finalize(plan: Plan) -> Plan:
+    """Dry-run turns what is allowed into ``would-revoke``; enforce queues it for the executor."""
+    if plan.dry_run:
         plan.decided += [
             action_for(r.candidate, ActionStatus.WOULD_REVOKE, "dry-run: would revoke", force=r.force)
-            for r in allowed
+            for r in plan.allowed
         ]
     else:
-        plan.to_revoke = allowed
+        plan.to_revoke += plan.allowed
+    plan.allowed = []
     return plan
+
+
+def plan_revocations(candidates: Sequence[tuple[Candidate, EventKind]], policy: SafetyPolicy) -> Plan:
+    """Safety rules, the blast-radius limit and the mode, for one list of candidates."""
+    plan = decide(candidates, policy)
+    enforce_limit([plan], policy.max_revocations)
+    return finalize(plan)
