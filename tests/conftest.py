@@ -224,3 +224,10 @@ def inproc_harness() -> Iterator[Any]:
     yield make
     for h in made:
         h.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run's summary says why a test was skipped (a missing ../shared, Chromium, a Python)."""
+    chars = config.option.reportchars or ""
+    if not any(c in chars for c in "saA"):
+        config.option.reportchars = chars + "s"
