@@ -42,9 +42,20 @@ from .ratelimit import AdaptiveRateLimiter
 from .settings import Settings
 
 API_VERSION = "2015-12-15"
+# The largest pages the operations accept: ListClusterKubeconfigStates pageSize 10 to 50
+# (/work/shared/api docs), DescribeClustersV1 page_size up to 100.
 STATES_PAGE_SIZE = 50
 CLUSTERS_PAGE_SIZE = 100
-MAX_STATES_PAGES = 2000
+# Hard caps on one listing, so that a broken or hostile answer (a total_count of millions, the
+# same page forever) costs a bounded number of calls and bounded memory. A listing claiming more
+# fails that cluster or region (Listing.TooLarge) instead of being read.
+# 200 pages x 50 = 10,000 kubeconfigs on one cluster: ACK lists one state per RAM user, role or
+# root account that holds a kubeconfig of the cluster, so this is a cluster shared by 10,000
+# principals, far beyond any real account (the benchmarks' largest cluster has 120).
+MAX_STATES_PAGES = 200
+# 100 pages x 100 = 10,000 clusters in one region (the benchmarks' largest region has 1,000).
+MAX_CLUSTERS_PAGES = 100
+STATES_WINDOW = 16  # pages of one kubeconfig listing in flight at once (a sliding window)
 LISTING_PASSES = 3  # reads of a listing that keeps changing before giving up on it
 
 log = logging.getLogger("kubeconfig_guard.client")
@@ -158,77 +169,193 @@ class AckClient:
     # --- operations -----------------------------------------------------------------
 
     async def describe_clusters(self, region: str) -> list[Cluster]:
-        """Every cluster of a region (DescribeClustersV1, all pages)."""
+        """Every cluster of a region (DescribeClustersV1, page after page).
+
+        Ends at a short page, or at a full page the total says is the last. Odd paging
+        metadata fails the region with ``Listing.InvalidPage`` (a page echo that disagrees,
+        a negative total, a short page while the total claims more, a full page adding no
+        new cluster); a total above ``MAX_CLUSTERS_PAGES`` pages fails it with
+        ``Listing.TooLarge``. Without a total, pages are read until a short one (capped).
+        """
+        op = DESCRIBE_CLUSTERS_V1
+        size = CLUSTERS_PAGE_SIZE
+        cap = MAX_CLUSTERS_PAGES * size
+
+        def failure(code: str, message: str) -> AckApiError:
+            return AckApiError(status=200, code=code, message=f"{message}: not listed", operation=op.name)
+
         clusters: dict[str, Cluster] = {}
-        page = 1
-        while True:
-            query = {"region_id": region, "page_number": str(page), "page_size": str(CLUSTERS_PAGE_SIZE)}
-            body = await self._call(DESCRIBE_CLUSTERS_V1, region, {}, query)
-            resp = _parse(DescribeClustersV1Response, body, DESCRIBE_CLUSTERS_V1)
+        for page in range(1, MAX_CLUSTERS_PAGES + 1):
+            query = {"region_id": region, "page_number": str(page), "page_size": str(size)}
+            resp = _parse(DescribeClustersV1Response, await self._call(op, region, {}, query), op)
+            info, given, count = resp.page_info, resp.page_info.model_fields_set, len(resp.clusters)
+            total = info.total_count if "total_count" in given else None
+            if "page_number" in given and info.page_number != page:
+                raise failure(
+                    "Listing.InvalidPage", f"asked for page {page}, the API answered page {info.page_number}"
+                )
+            if ("page_size" in given and info.page_size != size) or count > size:
+                raise failure(
+                    "Listing.InvalidPage",
+                    f"asked for pages of {size} clusters, the API answered page_size {info.page_size} "
+                    f"with {count} clusters",
+                )
+            if total is not None and total < 0:
+                raise failure("Listing.InvalidPage", f"the API claims a total of {total} clusters")
+            if total is not None and total > cap:
+                raise failure(
+                    "Listing.TooLarge",
+                    f"the API claims {total} clusters, more than the cap {cap} ({MAX_CLUSTERS_PAGES} pages of {size})",
+                )
+            before = len(clusters)
             for cluster in resp.clusters:
                 clusters.setdefault(cluster.cluster_id, cluster)
-            total = resp.page_info.total_count
-            if len(resp.clusters) < CLUSTERS_PAGE_SIZE or page * CLUSTERS_PAGE_SIZE >= total:
+            if count < size:
+                if total is not None and total > page * size:
+                    raise failure(
+                        "Listing.InvalidPage",
+                        f"page {page} holds {count} clusters but the API claims {total}",
+                    )
                 return list(clusters.values())
-            page += 1
+            if page > 1 and len(clusters) == before:
+                raise failure(
+                    "Listing.InvalidPage",
+                    f"page {page} repeats clusters already listed (the API claims {total} clusters)",
+                )
+            if total is not None and page * size >= total:
+                return list(clusters.values())
+        raise failure(
+            "Listing.TooLarge",
+            f"the API answered {MAX_CLUSTERS_PAGES} full pages of {size} clusters and more may follow, "
+            f"more than the cap {cap}",
+        )
 
     async def _states_page(
         self, region: str, cluster_id: str, page: int
     ) -> ListClusterKubeconfigStatesResponse:
+        """One page; odd metadata (echo, negative total) and a total over the cap fail the listing."""
+        op = LIST_CLUSTER_KUBECONFIG_STATES
         query = {"pageNumber": str(page), "pageSize": str(STATES_PAGE_SIZE)}
-        body = await self._call(LIST_CLUSTER_KUBECONFIG_STATES, region, {"ClusterId": cluster_id}, query)
-        return _parse(ListClusterKubeconfigStatesResponse, body, LIST_CLUSTER_KUBECONFIG_STATES)
+        resp = _parse(
+            ListClusterKubeconfigStatesResponse,
+            await self._call(op, region, {"ClusterId": cluster_id}, query),
+            op,
+        )
+        info, given, count = resp.page, resp.page.model_fields_set, len(resp.states)
+        problem = None
+        if "page_number" in given and info.page_number != page:
+            problem = f"asked for page {page}, the API answered page {info.page_number}"
+        elif ("page_size" in given and info.page_size != STATES_PAGE_SIZE) or count > STATES_PAGE_SIZE:
+            problem = (
+                f"asked for pages of {STATES_PAGE_SIZE} kubeconfigs, the API answered page_size "
+                f"{info.page_size} with {count} kubeconfigs"
+            )
+        elif info.total_count < 0:
+            problem = f"the API claims a total of {info.total_count} kubeconfigs"
+        if problem is not None:
+            raise AckApiError(
+                status=200, code="Listing.InvalidPage", message=f"{problem}: not listed", operation=op.name
+            )
+        cap = MAX_STATES_PAGES * STATES_PAGE_SIZE
+        if info.total_count > cap:
+            raise AckApiError(
+                status=200,
+                code="Listing.TooLarge",
+                message=f"the API claims {info.total_count} kubeconfigs, more than the cap {cap} "
+                f"({MAX_STATES_PAGES} pages of {STATES_PAGE_SIZE}): not listed",
+                operation=op.name,
+            )
+        return resp
 
     async def list_kubeconfig_states(self, region: str, cluster_id: str) -> list[KubeconfigState]:
-        """Every kubeconfig state of a cluster: page 1, then the other pages concurrently.
+        """Every kubeconfig state of a cluster: page 1, then the others in a sliding window.
 
         Correct when the list changes while it is read: duplicates (an item pushed onto
         the next page) are dropped, and when the total moved the listing is read again
         so an item pulled onto an earlier page is not lost. A short page ends it.
+        Bounded whatever the API answers: at most ``STATES_WINDOW`` pages in flight,
+        ``MAX_STATES_PAGES`` pages per pass and ``LISTING_PASSES`` passes. A total over the
+        cap fails with ``Listing.TooLarge``; odd metadata with ``Listing.InvalidPage`` (at
+        once for a page echo that disagrees or a negative total; after every pass for a
+        short page while the total claims further pages, or a full page adding nothing).
         """
         previous: dict[tuple[str, str], KubeconfigState] | None = None
+        problem: str | None = None
         for _attempt in range(LISTING_PASSES):
-            states, stable = await self._list_states_once(region, cluster_id)
-            if stable or (previous is not None and previous.keys() == states.keys()):
+            states, stable, problem = await self._list_states_once(region, cluster_id)
+            if problem is None and (stable or (previous is not None and previous.keys() == states.keys())):
                 return list(states.values())
-            previous = states
+            previous = states if problem is None else None
         raise AckApiError(
-            status=0,
-            code="Listing.Unstable",
-            message=f"the kubeconfig list kept changing while it was read ({LISTING_PASSES} passes)",
+            status=0 if problem is None else 200,
+            code="Listing.Unstable" if problem is None else "Listing.InvalidPage",
+            message=f"the kubeconfig list kept changing while it was read ({LISTING_PASSES} passes)"
+            if problem is None
+            else f"{problem}: not listed ({LISTING_PASSES} passes)",
             operation=LIST_CLUSTER_KUBECONFIG_STATES.name,
         )
 
     async def _list_states_once(
         self, region: str, cluster_id: str
-    ) -> tuple[dict[tuple[str, str], KubeconfigState], bool]:
-        first = await self._states_page(region, cluster_id, 1)
-        total = first.page.total_count
-        pages = [first]
-        if len(first.states) >= STATES_PAGE_SIZE:
-            last_page = math.ceil(total / STATES_PAGE_SIZE)
-            if last_page > 1:
-                pages += await asyncio.gather(
-                    *(self._states_page(region, cluster_id, n) for n in range(2, last_page + 1))
-                )
-            # The list grew while we read it: keep reading while the last page is full and
-            # some page reported more states than were read (a full last page is not a sign).
-            while (
-                len(pages[-1].states) >= STATES_PAGE_SIZE
-                and len(pages) * STATES_PAGE_SIZE < max(p.page.total_count for p in pages)
-                and len(pages) < MAX_STATES_PAGES
-            ):
-                pages.append(await self._states_page(region, cluster_id, len(pages) + 1))
+    ) -> tuple[dict[tuple[str, str], KubeconfigState], bool, str | None]:
+        """One pass: (states, stable: every page agreed on a total that was read, problem).
+
+        Pages are merged in order while later ones are in flight (at most ``STATES_WINDOW``);
+        the pass ends at a short page, at the last page the largest total claims, or at a
+        problem: a short page while its total claims further pages, or a full page that
+        adds no new state (the same page answered again).
+        """
+        size = STATES_PAGE_SIZE
+        pages = {1: await self._states_page(region, cluster_id, 1)}
+        tasks: dict[int, asyncio.Future[ListClusterKubeconfigStatesResponse]] = {}
         states: dict[tuple[str, str], KubeconfigState] = {}
-        short_seen = False
-        for page in pages:
-            if short_seen:
-                break
-            for state in page.states:
-                states.setdefault((state.account_type or "", state.account_id), state)
-            short_seen = len(page.states) < STATES_PAGE_SIZE
-        stable = all(p.page.total_count == total for p in pages) and len(states) == total
-        return states, stable
+        totals: set[int | None] = set()
+        most = 0  # the largest total a page claimed
+        problem: str | None = None
+        number = requested = 1
+        try:
+            while True:
+                page = pages.pop(number)
+                total = page.page.total_count if "total_count" in page.page.model_fields_set else None
+                totals.add(total)
+                before = len(states)
+                for state in page.states:
+                    states.setdefault((state.account_type or "", state.account_id), state)
+                if len(page.states) < size:
+                    if total is not None and total > number * size:
+                        problem = (
+                            f"page {number} holds {len(page.states)} kubeconfigs but the API claims {total}"
+                        )
+                    break
+                if number > 1 and len(states) == before:
+                    problem = f"page {number} repeats kubeconfigs already listed (the API claims {total})"
+                    break
+                most = max(most, total or 0)
+                # Without a total, read until a short page; either way never past the cap.
+                last = MAX_STATES_PAGES if None in totals else min(math.ceil(most / size), MAX_STATES_PAGES)
+                if number >= last:
+                    if None in totals:  # a full page at the cap, and nothing says it is the last
+                        raise AckApiError(
+                            status=200,
+                            code="Listing.TooLarge",
+                            message=f"the API answered {MAX_STATES_PAGES} full pages of {size} "
+                            f"kubeconfigs and more may follow, more than the cap "
+                            f"{MAX_STATES_PAGES * size}: not listed",
+                            operation=LIST_CLUSTER_KUBECONFIG_STATES.name,
+                        )
+                    break
+                while requested < min(last, number + STATES_WINDOW):
+                    requested += 1
+                    tasks[requested] = asyncio.ensure_future(self._states_page(region, cluster_id, requested))
+                number += 1
+                pages[number] = await tasks.pop(number)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+        stable = len(totals) == 1 and (only := next(iter(totals))) is not None and len(states) == only
+        return states, stable, problem
 
     async def clean_user_permissions(self, region: str, cluster_id: str, uid: str, *, force: bool) -> None:
         """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster."""

@@ -5,6 +5,7 @@ Configure per operation (or a default for all operations)::
     backend.faults.set(None, FaultSpec(latency_seconds=0.02))              # every operation
     backend.faults.set("CleanClusterUserPermissions", FaultSpec(reset_rate=1.0))
     backend.faults.set("ListClusterKubeconfigStates", FaultSpec(rate_limit_rps=50, burst=10))
+    backend.faults.set("DescribeClustersV1", FaultSpec(page_repeat_first=True, page_total_count=10**9))
 
 Every fault but "reset" is decided before the operation runs; a reset with
 ``reset_after_apply=True`` (the default) happens after the operation was applied:
@@ -17,7 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 FaultKind = Literal["hang", "slow", "reset"]
@@ -38,6 +39,14 @@ class FaultSpec:
       (after the operation was applied), or reset before it was applied.
     - ``slow_rate`` / ``slow_seconds``: share of responses delayed by ``slow_seconds``
       (operation applied first, so a client timeout does not mean "not done").
+
+    Hostile paging (every answer of a listing operation, ``DescribeClustersV1`` or
+    ``ListClusterKubeconfigStates``; ignored by other operations):
+
+    - ``page_total_count``: the page metadata claims this ``total_count`` (5,000,000, -1...).
+    - ``page_repeat_first``: every page number is answered with the first page's items.
+    - ``page_empty``: every page is answered with no items (the metadata is kept).
+    - ``page_number_echo``: the metadata echoes this ``page_number`` whatever was asked.
     """
 
     latency_seconds: float = 0.0
@@ -50,6 +59,10 @@ class FaultSpec:
     reset_after_apply: bool = True
     slow_rate: float = 0.0
     slow_seconds: float = 30.0
+    page_total_count: int | None = None
+    page_repeat_first: bool = False
+    page_empty: bool = False
+    page_number_echo: int | None = None
 
 
 NO_FAULTS = FaultSpec()
@@ -65,6 +78,11 @@ class FaultDecision:
     kind: FaultKind | None = None
     seconds: float = 0.0  # hang or slow duration
     reset_after_apply: bool = True
+    # Hostile paging the wire layer applies to a listing answer (see FaultSpec).
+    page_total_count: int | None = None
+    page_repeat_first: bool = False
+    page_empty: bool = False
+    page_number_echo: int | None = None
 
 
 NO_DECISION = FaultDecision()
@@ -134,6 +152,13 @@ class FaultInjector:
             latency = max(0.0, spec.latency_seconds)
             if latency:
                 self.counts["latency"] += 1
+            base = FaultDecision(
+                latency_seconds=latency,
+                page_total_count=spec.page_total_count,
+                page_repeat_first=spec.page_repeat_first,
+                page_empty=spec.page_empty,
+                page_number_echo=spec.page_number_echo,
+            )
             if spec.rate_limit_rps is not None:
                 bucket = self._buckets.get(operation)
                 if bucket is None:
@@ -141,22 +166,20 @@ class FaultInjector:
                     bucket = self._buckets[operation] = _TokenBucket(spec.rate_limit_rps, burst)
                 if not bucket.take():
                     self.counts["throttled"] += 1
-                    return FaultDecision(latency_seconds=latency, throttled=True)
+                    return replace(base, throttled=True)
             # One draw per kind, always in the same order: reproducible for a seed.
             draws = [self._random.random() for _ in range(4)]
             if draws[0] < spec.error_rate_5xx:
                 self.counts["error_5xx"] += 1
                 status = 503 if self._random.random() < 0.5 else 500
-                return FaultDecision(latency_seconds=latency, error_status=status)
+                return replace(base, error_status=status)
             if draws[1] < spec.hang_rate:
                 self.counts["hang"] += 1
-                return FaultDecision(latency_seconds=latency, kind="hang", seconds=spec.hang_seconds)
+                return replace(base, kind="hang", seconds=spec.hang_seconds)
             if draws[2] < spec.reset_rate:
                 self.counts["reset"] += 1
-                return FaultDecision(
-                    latency_seconds=latency, kind="reset", reset_after_apply=spec.reset_after_apply
-                )
+                return replace(base, kind="reset", reset_after_apply=spec.reset_after_apply)
             if draws[3] < spec.slow_rate:
                 self.counts["slow"] += 1
-                return FaultDecision(latency_seconds=latency, kind="slow", seconds=spec.slow_seconds)
-            return FaultDecision(latency_seconds=latency) if latency else NO_DECISION
+                return replace(base, kind="slow", seconds=spec.slow_seconds)
+            return base if base != NO_DECISION else NO_DECISION

@@ -64,6 +64,34 @@ class WireResponse:
         return REASONS.get(self.status, "Unknown")
 
 
+# Listing operations: (page-number parameter, items key, page-metadata key) of their answers.
+_PAGED = {
+    DESCRIBE_CLUSTERS_V1: ("page_number", "clusters", "page_info"),
+    LIST_CLUSTER_KUBECONFIG_STATES: ("pageNumber", "states", "page"),
+}
+
+
+def _hostile_paging(
+    backend: FakeAck, operation: str, params: dict[str, str], fault: FaultDecision
+) -> dict[str, Any]:
+    """Run a listing operation and bend its answer as the fault's ``page_*`` fields say."""
+    number_key, items_key, page_key = _PAGED[operation]
+    asked = params.get(number_key, "1")
+    if fault.page_repeat_first:
+        params = {**params, number_key: "1"}
+    payload = backend.invoke(operation, params)
+    page = payload.setdefault(page_key, {})
+    if fault.page_repeat_first:
+        page["page_number"] = int(asked) if asked.isdigit() else asked
+    if fault.page_empty:
+        payload[items_key] = []
+    if fault.page_total_count is not None:
+        page["total_count"] = fault.page_total_count
+    if fault.page_number_echo is not None:
+        page["page_number"] = fault.page_number_echo
+    return payload
+
+
 def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
@@ -270,8 +298,17 @@ def handle(
 
     params = dict(query)
     params.update(path_params)
+    hostile = (
+        decision.page_total_count is not None
+        or decision.page_repeat_first
+        or decision.page_empty
+        or decision.page_number_echo is not None
+    )
     try:
-        payload = backend.invoke(operation, params)
+        if hostile and operation in _PAGED:
+            payload = _hostile_paging(backend, operation, params, decision)
+        else:
+            payload = backend.invoke(operation, params)
     except FakeAckError as exc:
         return error_response(
             exc.status, exc.code, exc.message, request_id=request_id, fault=decision, operation=operation
