@@ -72,6 +72,8 @@ def world(regions: dict[str, list[dict[str, Any]]]) -> World:
 def settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "mode": "enforce",
+        # The account the worlds belong to, as Function Compute's context would say.
+        "account_id": ACCOUNT,
         "regions": ["cn-hangzhou"],
         "max_attempts": 3,
         "backoff_max_seconds": 0.05,

@@ -104,7 +104,8 @@ def test_dry_run_writes_nothing(make_harness: Any) -> None:
 
 def test_by_uid_and_by_upn(make_harness: Any) -> None:
     h = make_harness(basic_world())
-    assert by_cluster(run(h, manual(name=None, uid=ALICE))) == {"c1": "revoked", "c2": "revoked"}
+    by_uid = run(h, manual(name=None, uid=ALICE), allow_manual_enforce=True)
+    assert by_cluster(by_uid) == {"c1": "revoked", "c2": "revoked"}
     h = make_harness(basic_world())
     ims = (EVENTS / "ims-delete-user-console.json").read_bytes()
     assert by_cluster(run(h, ims)) == {"c1": "revoked", "c2": "revoked"}

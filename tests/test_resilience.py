@@ -841,7 +841,7 @@ def fault_mixes(draw: st.DrawFn) -> tuple[str | None, FaultSpec]:
 def random_worlds(draw: st.DrawFn) -> tuple[World, set[Pair]]:
     """3-6 clusters, each with a random mix of alice's states, look-alikes and bystanders.
 
-    Expected revocations of "alice deleted": her own uid, not Active, on a working cluster.
+    Expected revocations of "alice deleted": her own uid, Deleted on ACK, on a working cluster.
     """
     clusters, expected = [], set()
     for i in range(draw(st.integers(min_value=3, max_value=6))):
@@ -866,7 +866,7 @@ def random_worlds(draw: st.DrawFn) -> tuple[World, set[Pair]]:
             states.insert(
                 draw(st.integers(min_value=0, max_value=len(states))), kc(ALICE, "alice", account_state=alice)
             )
-            if state == "running" and alice != "Active":
+            if state == "running" and alice == "Deleted":
                 expected.add((cid, ALICE))
         clusters.append(cluster(cid, *states, state=state))
     return world({"cn-hangzhou": clusters}), expected

@@ -10,6 +10,8 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +33,30 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+
+class LogFormat(str, Enum):
+    auto = "auto"
+    text = "text"
+    json = "json"
+
+
+@app.callback()
+def _log_setup(
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="KCGUARD_LOG_FORMAT",
+            help="Log lines on stderr: text (for a person), json (as in Function Compute), "
+            "auto: text on a terminal, else json.",
+        ),
+    ] = LogFormat.auto,
+) -> None:
+    from . import logs
+
+    logs.configure(os.environ.get("KCGUARD_LOG_LEVEL", "INFO"), fmt=log_format.value, console=err)
+
+
 FakeOption = Annotated[
     Path | None, typer.Option("--fake", help="Run against the embedded fake ACK seeded from this world file.")
 ]
@@ -46,14 +72,26 @@ def _mount_fake() -> None:
     app.add_typer(fake_app, name="fake", help="The fake ACK OpenAPI (a real HTTP server on loopback).")
 
 
+@dataclass(frozen=True)
+class LocalContext:
+    """What Function Compute's context tells the handlers, for a local run: the account.
+
+    ``--fake``: the world's ``account_id``; ``--live``: none (``KCGUARD_ACCOUNT_ID`` says it).
+    """
+
+    account_id: str | None = None
+
+
 @contextlib.contextmanager
-def _runtime(fake: Path | None, live: bool, dump: Path | None, **overrides: Any) -> Iterator[Runtime]:
+def _runtime(
+    fake: Path | None, live: bool, dump: Path | None, **overrides: Any
+) -> Iterator[tuple[Runtime, LocalContext]]:
     """A runtime on the fake's real HTTP server (``--fake``) or on the real cloud (``--live``)."""
     if (fake is None) == (not live):
         raise typer.BadParameter("give exactly one of --fake WORLD.json or --live")
     if live:
         with Runtime(Settings(**overrides)) as runtime:
-            yield runtime
+            yield runtime, LocalContext()
         return
     from .fake import FakeAck, FakeAckServer, dump_world, load_world
 
@@ -68,7 +106,7 @@ def _runtime(fake: Path | None, live: bool, dump: Path | None, **overrides: Any)
         settings = Settings(cs_endpoint=server.url, **overrides)
         with Runtime(settings, credentials=StaticCredentials(from_environment_or_demo())) as runtime:
             try:
-                yield runtime
+                yield runtime, LocalContext(account_id=backend.account_id or None)
             finally:
                 if dump is not None:
                     dump_world(backend.to_world(), dump)
@@ -86,9 +124,9 @@ def invoke(
     """Run the event function's handler on EVENT and print its result JSON."""
     from .handlers import handle_event
 
-    with _runtime(fake, live, dump_world) as runtime:
+    with _runtime(fake, live, dump_world) as (runtime, context):
         try:
-            result = handle_event(event.read_bytes(), None, runtime=runtime)
+            result = handle_event(event.read_bytes(), context, runtime=runtime)
         except RetryableInvocationError as exc:
             err.print(f"[red]the handler raised a retryable error[/red]: {exc}")
             raise typer.Exit(1) from None
@@ -109,8 +147,9 @@ def demo(
     for path in (world, event):
         if not path.exists():
             raise typer.BadParameter(f"{path} not found: run `kcguard demo` from the repository root")
-    with _runtime(world, False, None, mode=Mode.ENFORCE, log_level="WARNING") as runtime:
-        result = handle_event(event.read_bytes(), None, runtime=runtime)
+    overrides: dict[str, Any] = {"mode": Mode.ENFORCE, "allow_manual_enforce": True, "log_level": "WARNING"}
+    with _runtime(world, False, None, **overrides) as (runtime, context):
+        result = handle_event(event.read_bytes(), context, runtime=runtime)
     assert isinstance(result, RevocationResult)
     out.print(
         f"[bold]Event[/bold] {result.event_name} of {result.principal.describe() if result.principal else '?'}"
@@ -165,7 +204,7 @@ def states(fake: FakeOption = None, live: LiveOption = False) -> None:
                     err.print(f"[yellow]{cluster.cluster_id}: {exc}[/yellow]")
         return rows
 
-    with _runtime(fake, live, None) as runtime:
+    with _runtime(fake, live, None) as (runtime, _):
         rows = runtime.run(collect(runtime))
     table = Table(title=f"{len(rows)} kubeconfigs")
     for column in ("region", "cluster", "account", "type", "state", "cert", "expires", "revokable"):
@@ -197,7 +236,7 @@ def summary(
     """Run the daily summary: print the digest, write report.json, report.md and report.html."""
     from .handlers import handle_summary
 
-    with _runtime(fake, live, dump_world) as runtime:
+    with _runtime(fake, live, dump_world) as (runtime, context):
         if sys.stderr.isatty():
             from rich.progress import Progress
 
@@ -205,12 +244,12 @@ def summary(
                 task = bar.add_task("scanning clusters", total=None)
                 outcome = handle_summary(
                     options,
-                    None,
+                    context,
                     runtime=runtime,
                     progress=lambda d, t: bar.update(task, completed=d, total=t),
                 )
         else:
-            outcome = handle_summary(options, None, runtime=runtime)
+            outcome = handle_summary(options, context, runtime=runtime)
     if outcome.report is None:
         err.print(f"[red]summary {outcome.result.outcome.value}[/red]: {outcome.result.reason}")
         raise typer.Exit(2)

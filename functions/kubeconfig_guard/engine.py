@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .client import AckClient
 from .errors import AckApiError
@@ -18,9 +18,21 @@ from .events import RevocationRequest
 from .executor import execute, log_decisions
 from .inventory import Inventory
 from .models import Cluster, cluster_unreachable_reason
-from .plan import Candidate, SafetyPolicy, group_candidates, matches, plan_revocations
+from .plan import (
+    Candidate,
+    Plan,
+    SafetyPolicy,
+    action_for,
+    decide,
+    enforce_limit,
+    finalize,
+    group_candidates,
+    identity_conflict,
+    matches,
+)
 from .principal import Principal
 from .results import (
+    ActionStatus,
     ClusterIssue,
     ClusterStatus,
     Outcome,
@@ -74,20 +86,42 @@ class Engine:
         *,
         deadline: Deadline | None = None,
         received_at: float | None = None,
+        account_id: str | None = None,
     ) -> RevocationResult:
-        """Revoke the kubeconfigs of the principal a parsed event names.
+        """Revoke the kubeconfigs of the principal a parsed (and admitted) event names."""
+        [result] = await self.revoke_all(
+            [request], deadline=deadline, received_at=received_at, account_id=account_id
+        )
+        return result
 
-        ``received_at`` (monotonic) is when the event arrived: a revocation is decided only on a
-        listing that started after it.
+    async def revoke_all(
+        self,
+        requests: list[RevocationRequest],
+        *,
+        deadline: Deadline | None = None,
+        received_at: float | None = None,
+        account_id: str | None = None,
+    ) -> list[RevocationResult]:
+        """Revoke for every request of one invocation; the blast-radius limit counts them together.
+
+        ``received_at`` (monotonic) is when the invocation arrived: a revocation is decided only on
+        a listing that started after it. ``account_id`` is the guarded account (its root uid is
+        never revoked).
         """
         started = time.monotonic() if received_at is None else received_at
         deadline = deadline or Deadline()
-        dry_run = self.settings.dry_run or request.dry_run
-        context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
-        issues: list[ClusterIssue] = []
+        prepared = await asyncio.gather(*(self._prepare(r, started, deadline, account_id) for r in requests))
+        enforce_limit([p.plan for p in prepared], self.settings.max_revocations)
+        return [await self._complete(p, deadline) for p in prepared]
 
+    async def _prepare(
+        self, request: RevocationRequest, started: float, deadline: Deadline, account_id: str | None
+    ) -> _Prepared:
+        """List every watched cluster, match, and apply the safety rules (no limit, no writes)."""
+        dry_run = self.settings.dry_run or request.dry_run
+        prepared = _Prepared(request, started, dry_run)
         regions = self.settings.watched_regions()
-        clusters = await self.watched_clusters(regions, self.inventory.shared_since(started), issues)
+        clusters = await self.watched_clusters(regions, self.inventory.shared_since(started), prepared.issues)
         found = await asyncio.gather(
             *(
                 self._candidates(region, cluster, request.principal, started, deadline)
@@ -95,18 +129,32 @@ class Engine:
             )
         )
         candidates: list[Candidate] = []
-        scanned = 0
         for item in found:
             if isinstance(item, ClusterIssue):
-                issues.append(item)
-            else:
-                scanned += 1
-                candidates += item
-
+                prepared.issues.append(item)
+                continue
+            prepared.scanned += 1
+            matched, conflict = item
+            candidates += matched
+            prepared.conflict = prepared.conflict or conflict
         policy = safety_policy(
-            self.settings, dry_run=dry_run, root_account_id=request.account_id, caller_uids=self.caller_uids
+            self.settings,
+            dry_run=dry_run,
+            root_account_id=account_id or request.account_id,
+            caller_uids=self.caller_uids,
         )
-        plan = plan_revocations([(c, request.kind) for c in candidates], policy)
+        if prepared.conflict:
+            prepared.plan.decided = [
+                action_for(c, ActionStatus.SKIPPED, prepared.conflict) for c in candidates
+            ]
+        else:
+            prepared.plan = decide([(c, request.kind) for c in candidates], policy)
+        return prepared
+
+    async def _complete(self, prepared: _Prepared, deadline: Deadline) -> RevocationResult:
+        request = prepared.request
+        context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
+        plan = finalize(prepared.plan)
         actions = list(plan.decided)
         actions += await execute(
             self.client,
@@ -117,22 +165,21 @@ class Engine:
             context=context,
         )
         actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
-        issues.sort(key=lambda c: (c.region, c.cluster_id))
-
+        issues = sorted(prepared.issues, key=lambda c: (c.region, c.cluster_id))
         result = RevocationResult(
             event_id=request.event_id,
             event_name=request.event_name,
             kind=request.kind,
             outcome=Outcome.OK,
-            mode=Mode.DRY_RUN.value if dry_run else Mode.ENFORCE.value,
+            mode=Mode.DRY_RUN.value if prepared.dry_run else Mode.ENFORCE.value,
             principal=request.principal,
             actions=actions,
             clusters=issues,
-            clusters_scanned=scanned,
+            clusters_scanned=prepared.scanned,
             counts=count_actions(actions),
-            duration_ms=int((time.monotonic() - started) * 1000),
+            duration_ms=int((time.monotonic() - prepared.started) * 1000),
         )
-        result.outcome, result.reason = _outcome(result, plan.limit_exceeded, request.principal)
+        result.outcome, result.reason = _outcome(result, plan.limit_exceeded, prepared.conflict, request)
         log_decisions(plan.decided, context)
         return result
 
@@ -159,7 +206,10 @@ class Engine:
 
     async def _candidates(
         self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
-    ) -> list[Candidate] | ClusterIssue:
+    ) -> tuple[list[Candidate], str | None] | ClusterIssue:
+        """The principal's candidates on a cluster, and whether the listing shows the event's
+        names to be different principals; or why the cluster was not looked at."""
+
         def issue(status: ClusterStatus, reason: str, code: str | None = None) -> ClusterIssue:
             return ClusterIssue.of(region, cluster, status, reason, code)
 
@@ -182,12 +232,36 @@ class Engine:
             return issue(
                 ClusterStatus.FAILED, f"listing kubeconfigs failed: {error.code}: {error.message}", error.code
             )
-        return group_candidates(region, cluster, matched)
+        return group_candidates(region, cluster, matched), identity_conflict(principal, listing.value)
 
 
-def _outcome(result: RevocationResult, limit_exceeded: bool, principal: Principal) -> tuple[Outcome, str]:
+@dataclass
+class _Prepared:
+    """One request between listing and execution: where the batch-wide limit is applied."""
+
+    request: RevocationRequest
+    started: float
+    dry_run: bool
+    issues: list[ClusterIssue] = field(default_factory=list)
+    scanned: int = 0
+    plan: Plan = field(default_factory=Plan)
+    conflict: str | None = None
+
+
+def _outcome(
+    result: RevocationResult, limit_exceeded: bool, conflict: str | None, request: RevocationRequest
+) -> tuple[Outcome, str]:
+    outcome, reason = _plain_outcome(result, limit_exceeded, conflict, request.principal)
+    return outcome, f"{reason} ({request.note})" if request.note else reason
+
+
+def _plain_outcome(
+    result: RevocationResult, limit_exceeded: bool, conflict: str | None, principal: Principal
+) -> tuple[Outcome, str]:
     counts = result.counts
     who = principal.describe()
+    if conflict:
+        return Outcome.IGNORED, f"{who}: {conflict}"
     if limit_exceeded:
         return Outcome.LIMIT_EXCEEDED, f"{who}: more revocations than the blast-radius limit; none revoked"
     if result.needs_retry:

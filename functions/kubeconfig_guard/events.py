@@ -25,8 +25,16 @@ from .principal import EventKind, Principal, PrincipalType
 MAX_EVENT_BYTES = 1_000_000
 MAX_NAME_LENGTH = 256
 MAX_BATCH = 500
+
+# What a real ActionTrail envelope looks like. The trigger's EventBridge rule in template.yml is
+# derived from this table (``eventbridge_pattern``; tests/test_trust_boundaries.py keeps the two
+# in step): the code accepts exactly what the rule selects, so a forged or foreign envelope that
+# reaches the function another way (a direct invoke, another trigger) is ignored.
+EVENT_SOURCES = ("acs.ram", "acs.ims")
 # EventBridge types of ActionTrail events that are acted on (AliyunServiceEvent is not).
 ACTED_ON_TYPES = (":ActionTrail:ApiCall", ":ActionTrail:ConsoleOperation")
+# The record's own ``eventType`` of the same two kinds.
+RECORD_EVENT_TYPES = ("ApiCall", "ConsoleOperation")
 
 
 class ActionTrailRecord(BaseModel):
@@ -39,14 +47,15 @@ class ActionTrailRecord(BaseModel):
     serviceName: str | None = None
     eventSource: str | None = None
     eventType: str | None = None
-    eventTime: str | None = None
-    acsRegion: str | None = None
+    eventTime: Any = None  # odd formats exist ("2020-11-19T21:04:42.179PRC"): never parsed
+    acsRegion: Any = None
     requestParameters: dict[str, Any] | None = None
     responseElements: dict[str, Any] | None = None
     userIdentity: dict[str, Any] | None = None
     referencedResources: dict[str, Any] | None = None
-    errorCode: str | None = None
-    errorMessage: str | None = None
+    recipientAccountId: Any = None
+    errorCode: Any = None  # "" or absent: the call succeeded; only a non-empty code is a failure
+    errorMessage: Any = None
 
 
 class CloudEvent(BaseModel):
@@ -58,9 +67,9 @@ class CloudEvent(BaseModel):
     id: str | None = None
     source: str | None = None
     type: str | None = None
-    aliyunaccountid: str | None = None
-    aliyunregionid: str | None = None
-    time: str | None = None
+    aliyunaccountid: Any = None
+    aliyunregionid: Any = None
+    time: Any = None
     data: ActionTrailRecord
 
 
@@ -86,7 +95,12 @@ class ManualRevoke(BaseModel):
 
 @dataclass(frozen=True)
 class RevocationRequest:
-    """A parsed event that asks for a principal's kubeconfigs to be revoked."""
+    """A parsed event that asks for a principal's kubeconfigs to be revoked.
+
+    ``account_id`` is the account the event belongs to (the envelope's ``aliyunaccountid``, else
+    the record's ``recipientAccountId``, else ``userIdentity.accountId``); None for a manual
+    invocation (``manual`` True), which belongs to the account whose function was invoked.
+    """
 
     event_id: str | None
     event_name: str
@@ -94,7 +108,8 @@ class RevocationRequest:
     principal: Principal
     account_id: str | None = None
     dry_run: bool = False
-    event_time: str | None = None
+    manual: bool = False
+    note: str | None = None  # said in the result's reason (e.g. why a manual invocation is dry-run)
 
 
 @dataclass(frozen=True)
@@ -209,12 +224,17 @@ def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal
     return Principal(type=PrincipalType.RAM_USER, name=name, upn=upn, uid=uid)
 
 
-def from_record(record: ActionTrailRecord, *, account_id: str | None = None) -> Parsed:
+def from_record(record: ActionTrailRecord, *, envelope_account: str | None = None) -> Parsed:
     """Decide what an ActionTrail record asks for."""
     ids = {"event_id": record.eventId, "event_name": record.eventName}
-    if record.errorCode:
+    if record.eventType not in RECORD_EVENT_TYPES:
         return Ignored(
-            f"the {record.eventName} call failed ({record.errorCode}): nothing was deleted or locked", **ids
+            f"record eventType {_shown(record.eventType)} is not an API call or console operation", **ids
+        )
+    if record.errorCode not in (None, ""):
+        return Ignored(
+            f"the {record.eventName} call failed ({_shown(record.errorCode)}): nothing was deleted or locked",
+            **ids,
         )
     event = _BY_KEY.get((_service_of(record), record.eventName))
     if event is None:
@@ -228,14 +248,41 @@ def from_record(record: ActionTrailRecord, *, account_id: str | None = None) -> 
     if isinstance(principal, str):
         return Ignored(principal, **ids)
     identity = record.userIdentity or {}
+    account = envelope_account or _clean(record.recipientAccountId) or _clean(identity.get("accountId"))
+    if account is None:
+        return Ignored("the ActionTrail event names no account: not acted on", **ids)
     return RevocationRequest(
         event_id=record.eventId,
         event_name=record.eventName,
         kind=event.kind,
         principal=principal,
-        account_id=account_id or _clean(identity.get("accountId")),
-        event_time=record.eventTime,
+        account_id=account,
     )
+
+
+def _shown(value: Any) -> str:
+    """A short, quoted rendering of an untrusted value for a reason text."""
+    return repr(
+        value if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    )[:80]
+
+
+def _foreign_envelope(envelope: CloudEvent) -> str | None:
+    """Why this CloudEvents envelope is not one the trigger's rule selects, or None."""
+    if envelope.source not in EVENT_SOURCES:
+        return f"event source {_shown(envelope.source)} is not ActionTrail's RAM/IMS source ({', '.join(EVENT_SOURCES)})"
+    if not isinstance(envelope.type, str) or not envelope.type.endswith(ACTED_ON_TYPES):
+        return f"event type {_shown(envelope.type)} is not an ActionTrail API call or console operation"
+    return None
+
+
+def eventbridge_pattern() -> dict[str, Any]:
+    """The EventBridge rule pattern that selects exactly the events acted on (template.yml's)."""
+    return {
+        "source": list(EVENT_SOURCES),
+        "type": [{"suffix": t} for t in ACTED_ON_TYPES],
+        "data": {"eventName": sorted({e.event_name for e in SUPPORTED_EVENTS})},
+    }
 
 
 def parse_one(item: Any) -> Parsed:
@@ -255,20 +302,13 @@ def parse_one(item: Any) -> Parsed:
                     type=manual.principal.type, name=manual.principal.name, uid=manual.principal.uid
                 ),
                 dry_run=manual.dryRun,
+                manual=True,
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):
             envelope = CloudEvent.model_validate(item)
-            if (
-                envelope.type
-                and ":ActionTrail:" in envelope.type
-                and not envelope.type.endswith(ACTED_ON_TYPES)
-            ):
-                return Ignored(
-                    f"event type {envelope.type} is not an API call or console operation",
-                    envelope.id,
-                    envelope.data.eventName,
-                )
-            parsed = from_record(envelope.data, account_id=_clean(envelope.aliyunaccountid))
+            if why := _foreign_envelope(envelope):
+                return Ignored(why, envelope.id, envelope.data.eventName)
+            parsed = from_record(envelope.data, envelope_account=_clean(envelope.aliyunaccountid))
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
             return parsed

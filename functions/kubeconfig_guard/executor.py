@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .client import AckClient
 from .errors import AckApiError
 from .inventory import Inventory
-from .logs import log_action
+from .logs import log_action, redact
 from .plan import Candidate, Revocation, action_for
 from .results import Action, ActionStatus
 
@@ -28,6 +28,13 @@ REFUSED_IDENTITY_CODES = {
 
 
 def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retry_by: str) -> Action:
+    """The action for a Clean that ACK answered with an error (the mapping README.md lists).
+
+    404: skipped (the cluster is gone). Root/self refusals: skipped. Authentication,
+    authorization and parameter errors: failed with the code, never deferred (a missing RAM
+    action must surface). Throttling, 5xx and transport errors: failed, retried. Any other 4xx
+    of a ``Force=false`` call: deferred (ACK refused: recent access or unreadable audit log).
+    """
     extra = {"force": force, "error_code": error.code, "request_id": error.request_id}
     if error.not_found:
         return action_for(
@@ -35,16 +42,27 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retr
         )
     if error.code in REFUSED_IDENTITY_CODES:
         return action_for(candidate, ActionStatus.SKIPPED, REFUSED_IDENTITY_CODES[error.code], **extra)
+    if error.unauthorized or error.bad_parameter:
+        what = "not authorized" if error.unauthorized else "rejected as invalid"
+        return action_for(
+            candidate,
+            ActionStatus.FAILED,
+            f"{error.code}: the Clean call was {what}: {redact(error.message)} (check the function role's "
+            "policy and credentials; not retryable)",
+            **extra,
+        )
     if not error.transient and not force and 400 <= error.status < 500:
         return action_for(
             candidate,
             ActionStatus.DEFERRED,
-            f"ACK refused a Force=false revocation: {error.message} (recent access within 7 days, or "
+            f"ACK refused a Force=false revocation: {redact(error.message)} (recent access within 7 days, or "
             "access records unreadable); retried by the daily summary",
             **extra,
         )
     retry = f"retried by {retry_by}" if error.transient else "not retryable"
-    return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {error.message} ({retry})", **extra)
+    return action_for(
+        candidate, ActionStatus.FAILED, f"{error.code}: {redact(error.message)} ({retry})", **extra
+    )
 
 
 async def _clean(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from . import logs
+from .admission import Guard, admit, guarded_account
 from .credentials import from_fc_context
 from .engine import Deadline
 from .errors import RetryableInvocationError
@@ -82,39 +83,34 @@ def ignored_result(item: Ignored, mode: str) -> RevocationResult:
 def handle_event(
     event: Any, context: Any = None, *, runtime: Runtime | None = None
 ) -> RevocationResult | BatchResult:
-    """Parse, revoke, log; return the result. Raises only RetryableInvocationError."""
+    """Parse, admit, revoke, log; return the result. Raises only RetryableInvocationError."""
     started = time.monotonic()
     runtime = runtime or default_runtime()
     logs.configure(runtime.settings.log_level)
     runtime.credentials.update(from_fc_context(context))
     deadline = deadline_of(context, runtime, started)
     mode = runtime.settings.mode.value
+    guard = Guard.of(runtime.settings, context)
 
-    results: list[RevocationResult] = []
+    items = [admit(p, guard) if isinstance(p, RevocationRequest) else p for p in parse_event(event)]
+    requests = [item for item in items if isinstance(item, RevocationRequest)]
     crashed = False
-    for item in parse_event(event):
-        if isinstance(item, Ignored):
-            result = ignored_result(item, mode)
-        else:
-            assert isinstance(item, RevocationRequest)
-            try:
-                result = runtime.run(runtime.engine.revoke(item, deadline=deadline, received_at=started))
-            except Exception as exc:  # never a traceback to FC: report and retry
-                logs.log_fields(
-                    log, "revocation crashed", logging.ERROR, event_id=item.event_id, error=type(exc).__name__
+    revoked: list[RevocationResult] = []
+    if requests:
+        try:
+            revoked = runtime.run(
+                runtime.engine.revoke_all(
+                    requests, deadline=deadline, received_at=started, account_id=guard.account_id
                 )
-                result = RevocationResult(
-                    event_id=item.event_id,
-                    event_name=item.event_name,
-                    kind=item.kind,
-                    outcome=Outcome.PARTIAL,
-                    reason=f"internal error {type(exc).__name__}: retried by Function Compute",
-                    mode=mode,
-                    principal=item.principal,
-                )
-                crashed = True
+            )
+        except Exception as exc:  # never a traceback to FC: report and retry
+            logs.log_fields(log, "revocation crashed", logging.ERROR, error=type(exc).__name__)
+            revoked = [_crashed_result(r, exc, mode) for r in requests]
+            crashed = True
+    done = iter(revoked)
+    results = [ignored_result(i, mode) if isinstance(i, Ignored) else next(done) for i in items]
+    for result in results:
         _log_result(result)
-        results.append(result)
 
     final: RevocationResult | BatchResult
     if len(results) == 1:
@@ -133,10 +129,25 @@ def handle_event(
         )
     if crashed or any(r.needs_retry for r in results):
         raise RetryableInvocationError(
-            "some clusters failed or were not attempted; Function Compute retries this event "
-            f"(result: {final.model_dump_json()})"
+            logs.redact(
+                "some clusters failed or were not attempted; Function Compute retries this event "
+                f"(result: {final.model_dump_json()})"
+            ),
+            result=final,
         )
     return final
+
+
+def _crashed_result(request: RevocationRequest, exc: Exception, mode: str) -> RevocationResult:
+    return RevocationResult(
+        event_id=request.event_id,
+        event_name=request.event_name,
+        kind=request.kind,
+        outcome=Outcome.PARTIAL,
+        reason=f"internal error {type(exc).__name__}: retried by Function Compute",
+        mode=mode,
+        principal=request.principal,
+    )
 
 
 def _log_result(result: RevocationResult) -> None:
@@ -190,7 +201,6 @@ def handle_summary(
         return SummaryOutcome(
             result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode.value)
         )
-    account_id = getattr(context, "account_id", None) if context is not None else None
     report = runtime.run(
         run_summary(
             runtime.engine,
@@ -198,7 +208,7 @@ def handle_summary(
             now=now,
             deadline=deadline_of(context, runtime, started),
             progress=progress,
-            account_id=account_id if isinstance(account_id, str) else None,
+            account_id=guarded_account(settings, context),
         )
     )
     digest = render_markdown(report, report_url=settings.report_url)

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     )
 
     mode: Mode = Field(Mode.DRY_RUN, description="`enforce` revokes; `dry-run` only reports `would-revoke`.")
+    account_id: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,32}$",
+        description="The Alibaba Cloud account this function guards. Default: the Function Compute "
+        "context's `account_id`. Events of other accounts are ignored; in `enforce` mode nothing is "
+        "revoked while it is unknown.",
+    )
+    allow_manual_enforce: bool = Field(
+        False,
+        description='Let a manual invocation (`{"action": "revoke", ...}`) revoke in `enforce` mode. '
+        "Default false: manual invocations are always dry-run.",
+    )
     regions: CommaList = Field(
         default_factory=list,
         description="Comma list of regions whose clusters are watched. Empty: the function's own region.",
