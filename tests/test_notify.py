@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from conftest import local_http_server
+from kubeconfig_guard import inert
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary import notify
 from kubeconfig_guard.summary.notify import Delivery, deliver_all
@@ -291,19 +292,49 @@ def test_untrusted_names_cannot_mention(receiver: Receiver) -> None:
     assert "&lt;script&gt;alert('x')&lt;/script&gt;&amp;co" in slack
 
 
+def _sample(d: inert.Dialect) -> list[str]:
+    """The digest's building blocks in one dialect: our structure around untrusted values."""
+    return [
+        d.heading("Title", 2),
+        "",
+        f"{d.bold('3 orphaned')} · x",
+        d.quote(f"why {d.text('<!channel>')}"),
+        d.bullet(
+            f"{d.bold('failed')} {d.code('a&b')} {d.link('Full report', 'https://r.example/x?a=1&b=2')}"
+        ),
+    ]
+
+
 def test_markdown_dialects() -> None:
-    md = "## Title\n\n**3 orphaned** · x\n> why <!channel>\n- **failed** `a&b` [Full report](https://r.example/x?a=1)\n"
-    slack = notify.to_slack(md)
-    assert slack.splitlines() == [
+    assert _sample(inert.SLACK) == [
         "*Title*",
         "",
         "*3 orphaned* · x",
         "> why &lt;!channel&gt;",
-        "• *failed* `a&amp;b` <https://r.example/x?a=1|Full report>",
+        "• *failed* `a&amp;b` <https://r.example/x?a=1&amp;b=2|Full report>",
     ]
-    lark = notify.to_lark_md(md + "<at id=all></at>")
-    assert lark.splitlines()[0] == "**Title**" and "<at" not in lark and "why ＜!channel>" in lark
-    assert "<" not in notify.to_wecom("<@alice>") and "<" not in notify.to_dingtalk("<b>")
+    assert _sample(inert.FEISHU) == [
+        "**Title**",
+        "",
+        "**3 orphaned** · x",
+        "why ＜!channel＞",
+        "- **failed** `a＆b` [Full report](https://r.example/x?a=1&b=2)",
+    ]
+    for d in (inert.DINGTALK, inert.WECOM):
+        assert _sample(d) == [
+            "## Title",
+            "",
+            "**3 orphaned** · x",
+            "> why ＜!channel＞",
+            "- **failed** `a＆b` [Full report](https://r.example/x?a=1&b=2)",
+        ]
+    assert _sample(inert.MARKDOWN)[3:] == [
+        "> why \\<!channel>",
+        "- **failed** `a&b` [Full report](https://r.example/x?a=1&b=2)",
+    ]
+    for d in (inert.DINGTALK, inert.WECOM, inert.FEISHU):
+        assert "<" not in d.text("<at id=all></at> <@alice> <b>")
+        assert "@" not in d.text("@all")
 
 
 def test_slack_sections_split_on_lines() -> None:

@@ -3,7 +3,9 @@
 Nothing is loaded from anywhere: no scripts, stylesheets, fonts or images by URL,
 so the page renders the same from OSS, a mail attachment or a local file, and
 cannot leak who opened it. Account and cluster names are untrusted input: the
-template autoescapes everything (SVG text included).
+template autoescapes everything (SVG text included), and every rendered value first goes
+through ``inert.html_value`` (the one redactor, then no control, bidi or zero-width
+character: a name cannot reverse or hide the text around it).
 
 Colours are per class and the same in every chart, table and pill
 (``CLASS_COLORS``).
@@ -18,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..inert import html_value
 from ..results import Action, ActionStatus
 from .classify import CLASS_ORDER, KubeconfigClass, parse_time
 from .report import ClusterCounts, KubeconfigEntry, Report
@@ -419,6 +422,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        finalize=html_value,  # every value redacted and on one line; then autoescaped
         trim_blocks=True,
         lstrip_blocks=True,
     )

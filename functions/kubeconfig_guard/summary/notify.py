@@ -24,8 +24,12 @@ Slack      3,000 chars per section, 50 blocks ``SLACK_BLOCK_CHARS`` 3,000,
                                               ``SLACK_MAX_BLOCKS`` 50
 ========== ================================== ===================================
 
-Account names are untrusted: ``<`` is neutralised (``＜``, ``&lt;`` on Slack) so a
-name can never become a mention such as ``<at id=all>``, ``<@user>`` or ``<!channel>``.
+Names, ids and reasons are untrusted: each channel gets the digest rendered in its own
+dialect (``inert.DINGTALK``, ``FEISHU``, ``WECOM``, ``SLACK``), in which they can never
+become a link, a mention (``<at id=all>``, ``<@user>``, ``<!channel>``, ``@all``), a
+heading or a broken code span; Slack sections are sent with ``verbatim: true``. Error
+texts go through the one redactor (``redaction.redact``) plus the channel's own URL
+fragments, and are put on one line.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +57,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..logs import log_fields, redact
+from ..inert import DINGTALK, FEISHU, MARKDOWN, SLACK, WECOM, Dialect, one_line, slack_escape
+from ..logs import log_fields
+from ..redaction import redact
 from ..settings import Settings
 from .markdown import render_markdown
 from .report import Report
@@ -136,73 +141,21 @@ def fit_digest(
     report: Report,
     report_url: str | None,
     fits: Callable[[str], bool],
-    convert: Callable[[str], str] = lambda text: text,
+    dialect: Dialect = MARKDOWN,
 ) -> tuple[str, bool]:
-    """The longest digest (converted for the channel) that ``fits``, and whether it was truncated."""
+    """The longest digest (in the channel's dialect) that ``fits``, and whether it was truncated."""
     full = _full_length(report)
     text = ""
     for n in ITEM_STEPS:
-        text = convert(render_markdown(report, max_items=n, report_url=report_url))
+        text = render_markdown(report, max_items=n, report_url=report_url, dialect=dialect)
         if fits(text):
             return text, n < full
     return _hard_cut(text, fits), True
 
 
-# --- markdown dialects ---------------------------------------------------------------------------
-
-_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_HEADING = re.compile(r"^#{1,6}\s+(.*)$")
-
-
-def _neutral(text: str) -> str:
-    """No ``<``: an account name can never become a mention tag."""
-    return text.replace("<", "＜")
-
-
-def to_dingtalk(markdown: str) -> str:
-    return _neutral(markdown)
-
-
-def to_wecom(markdown: str) -> str:
-    return _neutral(markdown)
-
-
-def to_lark_md(markdown: str) -> str:
-    """Feishu ``lark_md``: bold, links and plain lines; no headings or quotes."""
-    out = []
-    for line in _neutral(markdown).splitlines():
-        if m := _HEADING.match(line):
-            line = f"**{m.group(1).replace('**', '')}**"
-        elif line.startswith("> "):
-            line = line[2:]
-        out.append(line)
-    return "\n".join(out)
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_slack(markdown: str) -> str:
-    """Slack mrkdwn: ``*bold*``, ``<url|text>`` links, headings as bold lines, bullets."""
-    out = []
-    for line in markdown.splitlines():
-        quote = line.startswith("> ")
-        if quote:
-            line = line[2:]
-        heading = _HEADING.match(line)
-        if heading:
-            line = heading.group(1).replace("**", "")
-        line = _slack_escape(line)
-        line = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", line)
-        line = _BOLD.sub(r"*\1*", line)
-        if heading:
-            line = f"*{line}*"
-        if line.startswith("- "):
-            line = "• " + line[2:]
-        out.append(("> " if quote else "") + line)
-    return "\n".join(out)
+# --- chat dialects -------------------------------------------------------------------------------
+# Each channel renders the digest in its own dialect (``inert``): untrusted names can never become
+# links, mentions, headings or broken code spans there.
 
 
 def slack_sections(text: str, limit: int | None = None) -> list[str]:
@@ -392,7 +345,7 @@ def prepare_dingtalk(report: Report, settings: Settings, clock: Callable[[], flo
         report,
         settings.report_url,
         lambda t: len(t.encode("utf-8")) <= DINGTALK_TEXT_LIMIT_BYTES,
-        to_dingtalk,
+        DINGTALK,
     )
     payload = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
 
@@ -431,7 +384,7 @@ def prepare_feishu(report: Report, settings: Settings, clock: Callable[[], float
         report,
         settings.report_url,
         lambda t: len(_json_bytes(card(t))) + signature_room <= FEISHU_BODY_LIMIT_BYTES,
-        to_lark_md,
+        FEISHU,
     )
 
     def sign(target: str, body: Any) -> tuple[str, Any]:
@@ -455,7 +408,7 @@ def prepare_wecom(report: Report, settings: Settings, clock: Callable[[], float]
         report,
         settings.report_url,
         lambda t: len(t.encode("utf-8")) <= WECOM_CONTENT_LIMIT_BYTES,
-        to_wecom,
+        WECOM,
     )
     payload = {"msgtype": "markdown", "markdown": {"content": text}}
     return Prepared("wecom", url, payload, truncated, _errcode_check(WECOM_RETRY_CODES), _url_secrets(url))
@@ -467,10 +420,14 @@ def prepare_slack(report: Report, settings: Settings, clock: Callable[[], float]
         report,
         settings.report_url,
         lambda t: len(slack_sections(t)) <= SLACK_MAX_BLOCKS,
-        to_slack,
+        SLACK,
     )
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in slack_sections(text)]
-    payload = {"text": _slack_escape(_title(report)), "blocks": blocks}
+    # verbatim: Slack does not autolink URLs or parse mentions in the text (our link is explicit).
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": s, "verbatim": True}}
+        for s in slack_sections(text)
+    ]
+    payload = {"text": slack_escape(_title(report)), "blocks": blocks}
     return Prepared("slack", url, payload, truncated, _slack_check, _url_secrets(url))
 
 
@@ -494,7 +451,7 @@ CHANNELS: tuple[tuple[str, str, Callable[[Report, Settings, Callable[[], float]]
 def _scrub(text: str, secrets: list[str]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return " ".join(redact(text).split())
+    return " ".join(one_line(redact(text)).split())
 
 
 def _transport_error(exc: BaseException) -> str:
