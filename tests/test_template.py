@@ -1,13 +1,19 @@
-"""template.yml and policies/ agree with the fc3 schema and with the code.
+"""template.yml, policies/ and docs/deploy.md agree with the fc3 schema, FC 3.0 and the code.
 
 * every fc3 resource's props validate against the Serverless Devs fc3 JSON schema
-  (``../shared/serverless-devs/fc3-props.schema.json``), also with unknown keys refused;
+  (``../shared/serverless-devs/fc3-props.schema.json``; skipped with the reason on a clone
+  without ``../shared``, required under ``KCGUARD_REQUIRE_SHARED=1`` as in CI), also with
+  unknown keys refused;
+* FC 3.0's rules: no instance concurrency on a standard runtime, explicit vCPU/memory/disk
+  in FC's steps and ratio, the event function's burst bounded by its reserved concurrency;
 * handlers resolve to callables, ``KCGUARD_*`` variables are Settings fields, and the
   template's default environment is a valid Settings;
 * the EventBridge rule is derived from ``SUPPORTED_EVENTS`` and delivers exactly the
   samples of ``events/`` marked ``match`` (matched by ``eventbridge_pattern``, tested here);
-* the RAM policy holds exactly the actions of ``client.OPERATIONS`` and
-  ``client.ASSOCIATED_RAM_ACTIONS``, cluster-scoped where the API allows it.
+* each function has its own RAM role and policy, holding exactly the actions of the
+  operations that function calls (``client.OPERATIONS`` and ``client.ASSOCIATED_RAM_ACTIONS``,
+  checked by running each handler against the fake), cluster-scoped where the API allows it;
+* docs/deploy.md states the sizes the template sets and what it asks of the deployer.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import importlib
 import importlib.machinery
 import importlib.util
 import json
+import math
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -30,47 +38,77 @@ from pydantic import SecretStr
 
 from kubeconfig_guard.client import ASSOCIATED_RAM_ACTIONS, OPERATIONS
 from kubeconfig_guard.events import ACTED_ON_TYPES, SUPPORTED_EVENTS
+from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary.options import parse_summary_event
 
 try:
     from eventbridge_pattern import PatternError, matches, validate
+    from outside_files import shared_file
 except ModuleNotFoundError:  # tests/ imported as a package
     from tests.eventbridge_pattern import PatternError, matches, validate
+    from tests.outside_files import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yml"
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "serverless-devs" / "fc3-props.schema.json"
-)
 EVENTS = ROOT / "events"
 POLICIES = ROOT / "policies"
-POLICY = POLICIES / "kcguard-least-privilege.json"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 EVENT_HANDLER = "kubeconfig_guard.handlers.event_handler"
 SUMMARY_HANDLER = "kubeconfig_guard.handlers.summary_handler"
+# Each function's own role variable and policy file.
+FUNCTION_ROLES = {EVENT_HANDLER: "eventRole", SUMMARY_HANDLER: "summaryRole"}
+FUNCTION_POLICIES = {EVENT_HANDLER: "kcguard-event.json", SUMMARY_HANDLER: "kcguard-summary.json"}
 # The options the daily summary takes from its timer payload.
 SUMMARY_PAYLOAD_KEYS = {"regions", "dryRun", "remediate", "expiringDays"}
 # Regions where RAM/IMS ActionTrail events reach EventBridge (China site, international site).
 RAM_EVENT_REGIONS = {"cn-hangzhou", "ap-southeast-1"}
 PLACEHOLDER_ACCOUNT_ID = "123456789012"
 CLUSTER_RESOURCE = "acs:cs:*:*:cluster/*"
+# The service-linked roles fc3 checks or creates (Resource Management) before every command
+# on a function with an EventBridge trigger on the default bus: initSlrRole('SENDTOFC') and
+# initSlrRole('DEFAULT') in devsapp/fc3 src/base.ts, service names from
+# @serverless-cd/srm-aliyun-ram20150501 src/constant.ts (SOURCE_TYPE); plus fc.aliyuncs.com,
+# the role Function Compute ships the functions' logs with.
+EVENTBRIDGE_SLR_SERVICES = {
+    "sendevent-fc.eventbridge.aliyuncs.com",
+    "source-actiontrail.eventbridge.aliyuncs.com",
+    "source-cms.eventbridge.aliyuncs.com",
+}
+FC_SLR_SERVICE = "fc.aliyuncs.com"
 
 
 # --- resolving Serverless Devs variables ---------------------------------------------
 
 _EXPRESSION = re.compile(r"\$\{([^}]*)\}")
-_ENV = re.compile(r"""^env\(\s*(['"])(\w+)\1\s*(?:,\s*(['"])(.*?)\3\s*)?\)$""")
+_ENV = re.compile(r"""^env\(\s*(['"])(\w+)\1\s*(?:,\s*(?:(['"])(.*?)\3|(-?\d+(?:\.\d+)?))\s*)?\)$""")
+_TIMES_ONE = re.compile(r"^(.*\S)\s*\*\s*1$")
 _CONFIG = re.compile(r"""^config\(\s*(['"])(\w+)\1\s*\)$""")
 
 
+def _number(text: str) -> int | float | None:
+    """JavaScript's ``value * 1`` as Serverless Devs evaluates it (JSON null for NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
 def _evaluate(expression: str, variables: dict[str, Any], env: dict[str, str]) -> Any:
+    if match := _TIMES_ONE.match(expression):
+        value = _evaluate(match.group(1).strip(), variables, env)
+        return value if isinstance(value, (int, float)) else _number(str(value))
     if match := _ENV.match(expression):
-        name, default = match.group(2), match.group(4)
+        name, quoted, numeric = match.group(2), match.group(4), match.group(5)
         if name in env:
-            return env[name]
-        return default if default is not None else f"placeholder-{name}"
+            return env[name]  # the environment always gives a string
+        if numeric is not None:
+            return _number(numeric)
+        return quoted if quoted is not None else f"placeholder-{name}"
     if match := _CONFIG.match(expression):
         return {"AccountID": PLACEHOLDER_ACCOUNT_ID}[match.group(2)]
     if expression.startswith("vars."):
@@ -83,10 +121,11 @@ def _evaluate(expression: str, variables: dict[str, Any], env: dict[str, str]) -
 
 
 def resolve(value: Any, variables: dict[str, Any], env: dict[str, str] | None = None) -> Any:
-    """Substitute ``${vars.x}``, ``${env('NAME'[, 'default'])}`` and ``${config('AccountID')}``.
+    """Substitute ``${vars.x}``, ``${env('NAME'[, default])}[ * 1]`` and ``${config('AccountID')}``.
 
     ``env`` stands for the deploying shell; names not in it take the template's default,
-    so the result never depends on the environment the tests run in.
+    so the result never depends on the environment the tests run in. A value that is one
+    whole expression keeps its type, as Serverless Devs' art-template does.
     """
     env = env or {}
     if isinstance(value, dict):
@@ -107,6 +146,19 @@ def load_template(env: dict[str, str] | None = None) -> dict[str, Any]:
     return resolve({k: v for k, v in raw.items() if k != "vars"}, variables, env) | {"vars": variables}
 
 
+def test_resolver_follows_serverless_devs() -> None:
+    # Checked against @serverless-devs/art-template 4.13.15 (lib/devs-compile.js), the
+    # engine `s` resolves templates with: a whole-value expression keeps its type, env()
+    # gives the environment's string, `* 1` makes a number, and NaN becomes JSON null.
+    assert resolve("${env('KCG_X', 1)}", {}) == 1
+    assert resolve("${env('KCG_X', 1)}", {}, {"KCG_X": "2"}) == "2"
+    assert resolve("${env('KCG_X', 1) * 1}", {}, {"KCG_X": "2"}) == 2
+    assert resolve("${env('KCG_X', '0.5') * 1}", {}) == 0.5
+    assert resolve("${env('KCG_X', 1) * 1}", {}, {"KCG_X": "two"}) is None
+    assert resolve("n=${env('KCG_X', 'a')}", {}) == "n=a"
+    assert resolve("${vars.x}", {"x": 3}) == 3
+
+
 @pytest.fixture(scope="module")
 def raw_template() -> dict[str, Any]:
     return yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
@@ -119,7 +171,11 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    path = shared_file(
+        "serverless-devs/fc3-props.schema.json",
+        "the fc3 component's props schema (devsapp/fc3 src/schema.json) that template.yml is validated against",
+    )
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def fc3_resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,6 +221,12 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def schema_errors(schema: dict[str, Any], props: dict[str, Any]) -> list[str]:
+    validator_class = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_class(schema).iter_errors(props), key=lambda e: list(e.path))
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+
+
 def test_template_is_serverless_devs_3_with_two_fc3_functions(template: dict[str, Any]) -> None:
     assert str(template["edition"]) == "3.0.0"
     assert all(r.get("component") == "fc3" for r in template["resources"].values())
@@ -177,15 +239,12 @@ def test_template_is_serverless_devs_3_with_two_fc3_functions(template: dict[str
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
 def test_every_fc3_resource_validates_against_the_schema(schema: dict[str, Any], runtime: str) -> None:
     template = load_template({"KCGUARD_RUNTIME": runtime})
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
+    jsonschema.validators.validator_for(schema).check_schema(schema)
     for name, props in fc3_resources(template).items():
         assert props["runtime"] == runtime
         for candidate in (schema, strict(schema)):
-            errors = sorted(validator_class(candidate).iter_errors(props), key=lambda e: list(e.path))
-            assert not errors, f"{name}: " + "; ".join(
-                f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors
-            )
+            errors = schema_errors(candidate, props)
+            assert not errors, f"{name}: " + "; ".join(errors)
 
 
 def test_each_trigger_config_matches_its_own_definition(
@@ -226,13 +285,134 @@ def test_code_is_the_build_output_of_the_runtime() -> None:
     assert load_template()["vars"]["runtime"] == "python3.10"
 
 
-def test_role_comes_from_a_variable(raw_template: dict[str, Any], template: dict[str, Any]) -> None:
+# --- FC 3.0: concurrency and sizes ----------------------------------------------------
+
+
+def instance_concurrency_problems(props: dict[str, Any]) -> list[str]:
+    """FC 3.0 runs one invocation per instance on standard runtimes (only custom* share)."""
+    runtime = str(props.get("runtime", ""))
+    concurrency = props.get("instanceConcurrency")
+    if concurrency is not None and concurrency > 1 and not runtime.startswith("custom"):
+        return [
+            f"instanceConcurrency {concurrency} on {runtime}: standard runtimes run one invocation per instance"
+        ]
+    return []
+
+
+def test_no_instance_concurrency_on_a_standard_runtime(raw_template: dict[str, Any]) -> None:
+    for runtime in ("python3.10", "python3.12"):
+        for name, props in fc3_resources(load_template({"KCGUARD_RUNTIME": runtime})).items():
+            assert not instance_concurrency_problems(props), name
     for name, resource in raw_template["resources"].items():
-        assert resource["props"]["role"] == "${vars.role}", name
-    role = template["vars"]["role"]
-    assert role, "the role variable needs a default"
-    # fc3 accepts an ARN or a role name of the deploying account.
-    assert re.fullmatch(r"acs:ram::\d+:role/[\w.@-]+|[\w.@-]+", role)
+        assert "instanceConcurrency" not in resource["props"], f"{name}: nothing to set on python3.x"
+    # the rule itself refuses what template.yml used to say, and allows a custom runtime
+    assert instance_concurrency_problems({"runtime": "python3.10", "instanceConcurrency": 20})
+    assert not instance_concurrency_problems({"runtime": "custom.debian12", "instanceConcurrency": 20})
+    assert not instance_concurrency_problems({"runtime": "python3.12", "instanceConcurrency": 1})
+
+
+def size_problems(props: dict[str, Any]) -> list[str]:
+    """FC 3.0 instance sizes: vCPU 0.05-16 in 0.05 steps, memory 128-32768 MB in 64 MB steps,
+    memory (GB) per vCPU from 1 to 4, disk 512 MB or 10 GB.
+    (https://www.alibabacloud.com/help/en/fc/instance-types-and-instance-modes)"""
+    problems = []
+    cpu, memory, disk = props.get("cpu"), props.get("memorySize"), props.get("diskSize")
+    if not isinstance(cpu, (int, float)) or isinstance(cpu, bool):
+        return [f"cpu {cpu!r} is not set"]
+    if not isinstance(memory, int) or isinstance(memory, bool):
+        return [f"memorySize {memory!r} is not set"]
+    steps = Decimal(str(cpu)) / Decimal("0.05")
+    if steps != steps.to_integral_value() or not 0.05 <= cpu <= 16:
+        problems.append(f"cpu {cpu}: 0.05 to 16 in steps of 0.05")
+    if memory % 64 or not 128 <= memory <= 32768:
+        problems.append(f"memorySize {memory}: 128 to 32768 MB in steps of 64")
+    ratio = memory / 1024 / cpu
+    if not 1 <= ratio <= 4:
+        problems.append(f"{memory} MB for {cpu} vCPU is {ratio:.2f} GB per vCPU; FC wants 1 to 4")
+    if disk not in (512, 10240):
+        problems.append(f"diskSize {disk!r}: 512 or 10240")
+    return problems
+
+
+def test_sizes_are_explicit_and_follow_fc_rules(template: dict[str, Any]) -> None:
+    for name, props in fc3_resources(template).items():
+        assert not size_problems(props), f"{name}: {size_problems(props)}"
+    # the rule refuses what FC refuses
+    assert size_problems({"cpu": 0.33, "memorySize": 512, "diskSize": 512})
+    assert size_problems({"cpu": 0.1, "memorySize": 512, "diskSize": 512})  # 5 GB per vCPU
+    assert size_problems({"cpu": 1, "memorySize": 512, "diskSize": 512})  # 0.5 GB per vCPU
+    assert size_problems({"cpu": 0.35, "memorySize": 500, "diskSize": 512})
+    assert size_problems({"memorySize": 512, "diskSize": 512})  # fc3 would pick the vCPU
+
+
+def test_event_function_bursts_queue_on_its_reserved_concurrency(template: dict[str, Any]) -> None:
+    props = function_with_handler(template, EVENT_HANDLER)
+    reserved = props["concurrencyConfig"]["reservedConcurrency"]
+    assert isinstance(reserved, int) and not isinstance(reserved, bool) and reserved >= 1
+    assert reserved == template["vars"]["eventReservedConcurrency"]
+    # Over the cap, FC retries asynchronous invocations with back-off for up to 5 hours:
+    # the async event age must let the queued events wait that long and be retried.
+    config = props["asyncInvokeConfig"]
+    assert config["maxAsyncRetryAttempts"] >= 1
+    assert config["maxAsyncEventAgeInSeconds"] >= 5 * 3600
+    assert props["timeout"] <= config["maxAsyncEventAgeInSeconds"]
+    # the EventBridge trigger invokes asynchronously, so nothing over the cap is refused outright
+    assert event_trigger(template)["triggerConfig"]["asyncInvocationType"] is True
+
+
+def test_reserved_concurrency_is_one_variable_away(schema: dict[str, Any]) -> None:
+    props = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "3"}), EVENT_HANDLER)
+    assert props["concurrencyConfig"] == {"reservedConcurrency": 3}
+    assert not schema_errors(strict(schema), props)
+    # a value that is not a number reaches fc3 as null, which its schema refuses
+    bad = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "two"}), EVENT_HANDLER)
+    assert bad["concurrencyConfig"]["reservedConcurrency"] is None
+    assert schema_errors(schema, bad)
+
+
+def test_summary_runs_one_at_a_time(template: dict[str, Any]) -> None:
+    props = function_with_handler(template, SUMMARY_HANDLER)
+    assert props["concurrencyConfig"] == {"reservedConcurrency": 1}
+
+
+_SIZE_ROW = re.compile(
+    r"^\|\s*`(?P<name>kubeconfig-guard-[a-z]+)`\s*\|\s*(?P<cpu>[\d.]+) vCPU\s*\|\s*(?P<memory>\d+) MB\s*\|"
+    r"\s*(?P<disk>\d+) MB\s*\|\s*(?P<timeout>\d+) s\s*\|\s*(?P<reserved>[^|]+?)\s*\|",
+    re.MULTILINE,
+)
+
+
+def test_deploy_guide_states_the_sizes_the_template_sets(template: dict[str, Any]) -> None:
+    rows = {m["name"]: m for m in _SIZE_ROW.finditer(DEPLOY_DOC.read_text(encoding="utf-8"))}
+    assert rows, "docs/deploy.md has no size table (| `name` | vCPU | MB | MB | s | reserved |)"
+    for props in fc3_resources(template).values():
+        row = rows.get(props["functionName"])
+        assert row is not None, f"docs/deploy.md does not size {props['functionName']}"
+        assert float(row["cpu"]) == props["cpu"], props["functionName"]
+        assert int(row["memory"]) == props["memorySize"], props["functionName"]
+        assert int(row["disk"]) == props["diskSize"], props["functionName"]
+        assert int(row["timeout"]) == props["timeout"], props["functionName"]
+        reserved = str(props["concurrencyConfig"]["reservedConcurrency"])
+        assert reserved in row["reserved"], props["functionName"]
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+def test_each_function_has_its_own_role(raw_template: dict[str, Any], template: dict[str, Any]) -> None:
+    for handler, variable in FUNCTION_ROLES.items():
+        raw = [r["props"] for r in raw_template["resources"].values() if r["props"]["handler"] == handler]
+        assert [props["role"] for props in raw] == [f"${{vars.{variable}}}"]
+    roles = {variable: template["vars"][variable] for variable in FUNCTION_ROLES.values()}
+    assert len(set(roles.values())) == len(roles), "the functions share a default role"
+    for role in roles.values():
+        # fc3 accepts an ARN or a role name of the deploying account.
+        assert re.fullmatch(r"acs:ram::\d+:role/[\w.@-]+|[\w.@-]+", role)
+    overridden = load_template({"KCGUARD_EVENT_ROLE": "ev", "KCGUARD_SUMMARY_ROLE": "acs:ram::1:role/su"})
+    assert function_with_handler(overridden, EVENT_HANDLER)["role"] == "ev"
+    assert function_with_handler(overridden, SUMMARY_HANDLER)["role"] == "acs:ram::1:role/su"
+    # no shared fallback: a leftover KCGUARD_ROLE changes nothing
+    assert load_template({"KCGUARD_ROLE": "shared"}) == template
 
 
 # --- the template against the code ---------------------------------------------------
@@ -417,20 +597,27 @@ def test_samples_cover_both_outcomes() -> None:
     assert {"match", "no-match"} <= {s["eventbridge"] for s in EVENTBRIDGE_SAMPLES}
 
 
-def test_event_function_retries_and_shares_instances(template: dict[str, Any]) -> None:
-    props = function_with_handler(template, EVENT_HANDLER)
-    assert props["instanceConcurrency"] > 1
-    config = props["asyncInvokeConfig"]
-    assert config["maxAsyncRetryAttempts"] >= 1
-    assert config["maxAsyncEventAgeInSeconds"] >= 3600
-    assert props["timeout"] <= config["maxAsyncEventAgeInSeconds"]
-
-
 # --- the summary's timer ---------------------------------------------------------------
 
 _CRON_FIELD = re.compile(
     r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?(/\d+)?|\*/\d+)(,[0-9A-Za-z]+(-[0-9A-Za-z]+)?)*$"
 )
+# FC 3.0 documents the form `CRON_TZ=Asia/Shanghai 0 0 4 1 * *`; without it, UTC.
+_CRON_TZ = re.compile(r"^CRON_TZ=[A-Za-z_]+(/[A-Za-z_+-]+)*$")
+
+
+def cron_problems(cron: str) -> list[str]:
+    fields = cron.split()
+    if fields and fields[0].startswith("CRON_TZ="):
+        if not _CRON_TZ.match(fields[0]):
+            return [f"{fields[0]!r} is not CRON_TZ=<Area/City>"]
+        fields = fields[1:]
+    if len(fields) != 6:
+        return [f"{cron!r}: Function Compute wants second minute hour day month weekday"]
+    problems = [f"{cron!r}: bad field {field!r}" for field in fields if not _CRON_FIELD.match(field)]
+    if not all(field.isdigit() for field in fields[:3]):
+        problems.append(f"{cron!r}: once a day at a fixed time")
+    return problems
 
 
 def summary_timer(template: dict[str, Any]) -> dict[str, Any]:
@@ -439,15 +626,21 @@ def summary_timer(template: dict[str, Any]) -> dict[str, Any]:
     return triggers[0]["triggerConfig"]
 
 
-def test_summary_cron_has_six_utc_fields(template: dict[str, Any]) -> None:
+def test_summary_cron_is_daily_in_utc_by_default(template: dict[str, Any]) -> None:
     cron = summary_timer(template)["cronExpression"]
-    assert "CRON_TZ" not in cron and "TZ=" not in cron
-    fields = cron.split()
-    assert len(fields) == 6, f"{cron!r}: Function Compute wants second minute hour day month weekday"
-    assert all(_CRON_FIELD.match(field) for field in fields), cron
-    second, minute, hour = fields[:3]
-    assert second.isdigit() and minute.isdigit() and hour.isdigit(), "once a day at a fixed time"
+    assert not cron_problems(cron), cron_problems(cron)
+    assert "CRON_TZ" not in cron, "the default stays UTC"
     assert summary_timer(template)["enable"] is True
+
+
+def test_summary_cron_takes_a_time_zone() -> None:
+    shanghai = load_template({"KCGUARD_SUMMARY_CRON": "CRON_TZ=Asia/Shanghai 0 0 9 * * *"})
+    assert summary_timer(shanghai)["cronExpression"] == "CRON_TZ=Asia/Shanghai 0 0 9 * * *"
+    assert not cron_problems(summary_timer(shanghai)["cronExpression"])
+    assert not cron_problems("CRON_TZ=America/Argentina/Buenos_Aires 0 30 6 * * *")
+    assert cron_problems("CRON_TZ=Asia Shanghai 0 0 9 * * *")
+    assert cron_problems("0 9 * * *")
+    assert cron_problems("0 */5 * * * *")
 
 
 def test_summary_payload_is_json_the_summary_accepts(template: dict[str, Any]) -> None:
@@ -469,11 +662,7 @@ def test_summary_payload_is_json_the_summary_accepts(template: dict[str, Any]) -
         assert isinstance(payload["regions"], list) and all(isinstance(r, str) for r in payload["regions"])
 
 
-def test_summary_runs_one_at_a_time(template: dict[str, Any]) -> None:
-    assert function_with_handler(template, SUMMARY_HANDLER)["instanceConcurrency"] == 1
-
-
-# --- the RAM policy --------------------------------------------------------------------
+# --- the RAM policies --------------------------------------------------------------------
 
 
 def load_policy(path: Path) -> dict[str, Any]:
@@ -493,13 +682,96 @@ def statements(policy: dict[str, Any]) -> Iterator[tuple[list[str], list[str]]]:
         yield actions, resources
 
 
-def test_policy_grants_exactly_what_the_code_calls() -> None:
-    granted = [action for actions, _ in statements(load_policy(POLICY)) for action in actions]
-    expected = {op.ram_action for op in OPERATIONS} | {
-        action for actions in ASSOCIATED_RAM_ACTIONS.values() for action in actions
+def granted(path: Path) -> list[str]:
+    return [action for actions, _ in statements(load_policy(path)) for action in actions]
+
+
+def ram_actions(operation_names: set[str]) -> set[str]:
+    """The RAM actions the given ACK operations need (their own and the associated ones)."""
+    by_name = {op.name: op for op in OPERATIONS}
+    unknown = operation_names - by_name.keys()
+    assert not unknown, f"operations missing from client.OPERATIONS: {sorted(unknown)}"
+    return {by_name[name].ram_action for name in operation_names} | {
+        action for name in operation_names for action in ASSOCIATED_RAM_ACTIONS.get(name, ())
     }
-    assert len(granted) == len(set(granted)), "an action is granted twice"
-    assert set(granted) == expected
+
+
+CLUSTER_SCOPED = {op.ram_action for op in OPERATIONS if "{ClusterId}" in op.path}
+
+
+def expected_policy(operation_names: set[str]) -> dict[str, Any]:
+    """The least-privilege policy of a function calling these operations, from the table alone.
+
+    Operations addressed to a cluster (a {ClusterId} in their path) support resource-level
+    authorization (acs:cs:{#regionId}:{#accountId}:cluster/{#ClusterId} in the ACK API
+    reference); the listings (DescribeClustersV1, ram:List*) only work on "*".
+    """
+    actions = ram_actions(operation_names)
+    scoped = sorted(actions & CLUSTER_SCOPED, key=[op.ram_action for op in OPERATIONS].index)
+    cs_listing = sorted(a for a in actions - CLUSTER_SCOPED if a.startswith("cs:"))
+    others = sorted(actions - CLUSTER_SCOPED - set(cs_listing))
+    statements = [
+        {"Effect": "Allow", "Action": group, "Resource": [resource]}
+        for group, resource in ((scoped, CLUSTER_RESOURCE), (cs_listing, "*"), (others, "*"))
+        if group
+    ]
+    return {"Version": "1", "Statement": statements}
+
+
+def canonical_policy(policy: dict[str, Any]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return sorted((tuple(sorted(a)), tuple(sorted(r))) for a, r in statements(policy))
+
+
+@pytest.mark.parametrize("handler", FUNCTION_POLICIES)
+def test_each_policy_is_derived_from_the_operations_table(handler: str) -> None:
+    # Both functions list, read and revoke: the event function on each event, the summary
+    # when it remediates (KCGUARD_REMEDIATE_DELETED, on by default).
+    policy = load_policy(POLICIES / FUNCTION_POLICIES[handler])
+    actions = granted(POLICIES / FUNCTION_POLICIES[handler])
+    assert len(actions) == len(set(actions)), "an action is granted twice"
+    assert canonical_policy(policy) == canonical_policy(expected_policy({op.name for op in OPERATIONS}))
+
+
+def test_cluster_operations_are_scoped_to_clusters() -> None:
+    assert {"cs:ListClusterKubeconfigStates", "cs:CleanClusterUserPermissions"} == CLUSTER_SCOPED
+    for name in FUNCTION_POLICIES.values():
+        for actions, resources in statements(load_policy(POLICIES / name)):
+            scoped = set(actions) & CLUSTER_SCOPED
+            if scoped:
+                assert scoped == set(actions), "cluster-scoped and account-wide actions share a statement"
+                assert resources == [CLUSTER_RESOURCE]
+            else:
+                assert resources == ["*"]
+
+
+def run_event_function(h: Any) -> None:
+    event = (EVENTS / "ram-delete-user.json").read_bytes()
+    context = SimpleNamespace(account_id=h.backend.to_world().account_id, credentials=None)
+    result = handle_event(event, context, runtime=h.runtime(regions=["cn-hangzhou", "ap-southeast-1"]))
+    assert result.counts.get("revoked", 0) > 0, result
+
+
+def run_summary_function(h: Any) -> None:
+    context = SimpleNamespace(account_id=h.backend.to_world().account_id, credentials=None)
+    timer = {"triggerTime": "2026-11-25T01:00:00Z", "triggerName": "daily", "payload": "{}"}
+    outcome = handle_summary(timer, context, runtime=h.runtime(regions=["cn-hangzhou", "ap-southeast-1"]))
+    assert sum(outcome.result.reconciliation.values()) > 0, outcome.result
+
+
+@pytest.mark.parametrize(
+    ("handler", "run"),
+    [(EVENT_HANDLER, run_event_function), (SUMMARY_HANDLER, run_summary_function)],
+    ids=["event", "summary"],
+)
+def test_each_policy_grants_exactly_what_its_function_calls(
+    make_harness: Any, demo_env: None, handler: str, run: Any
+) -> None:
+    # The real handler, in enforce mode, against the fake over its wire protocol: the
+    # operations it calls are the ones its role must allow, and nothing else.
+    h = make_harness()
+    run(h)
+    called = {operation for operation, count in h.backend.calls.items() if count}
+    assert set(granted(POLICIES / FUNCTION_POLICIES[handler])) == ram_actions(called)
 
 
 def test_no_wildcard_in_any_action() -> None:
@@ -508,34 +780,38 @@ def test_no_wildcard_in_any_action() -> None:
             assert not [a for a in actions if "*" in a], f"{path.name}: wildcard action"
 
 
-def test_cluster_operations_are_scoped_to_clusters() -> None:
-    # Operations addressed to a cluster (a {ClusterId} in their path) support resource-level
-    # authorization; the listings (DescribeClustersV1, ram:List*) only work on "*".
-    cluster_scoped = {op.ram_action for op in OPERATIONS if "{ClusterId}" in op.path}
-    assert cluster_scoped == {"cs:ListClusterKubeconfigStates", "cs:CleanClusterUserPermissions"}
-    for actions, resources in statements(load_policy(POLICY)):
-        scoped = set(actions) & cluster_scoped
-        if scoped:
-            assert scoped == set(actions), "cluster-scoped and account-wide actions share a statement"
-            assert resources == [CLUSTER_RESOURCE]
-        else:
-            assert resources == ["*"]
-
-
 def test_optional_policies_and_trust_policy() -> None:
-    report = [
-        a
-        for actions, _ in statements(load_policy(POLICIES / "kcguard-optional-report-oss.json"))
-        for a in actions
-    ]
-    assert report == ["oss:PutObject"]
+    assert granted(POLICIES / "kcguard-optional-report-oss.json") == ["oss:PutObject"]
+    assert granted(POLICIES / "kcguard-optional-failure-destination-mns.json") == ["mns:SendMessage"]
     trust = load_policy(POLICIES / "fc-trust-policy.json")
     assert [s["Principal"]["Service"] for s in trust["Statement"]] == [["fc.aliyuncs.com"]]
     assert [s["Action"] for s in trust["Statement"]] == ["sts:AssumeRole"]
 
 
+def test_deployer_policy_passes_only_the_two_roles_and_creates_only_the_needed_slrs(
+    template: dict[str, Any],
+) -> None:
+    policy = load_policy(POLICIES / "kcguard-deployer.json")
+    by_action = {tuple(s["Action"]): s for s in policy["Statement"]}
+    assert set(by_action) == {("ram:PassRole",), ("ram:CreateServiceLinkedRole",)}
+    passrole = by_action[("ram:PassRole",)]
+    roles = {template["vars"][variable] for variable in FUNCTION_ROLES.values()}
+    assert set(passrole["Resource"]) == {f"acs:ram:*:*:role/{role}" for role in roles}
+    assert passrole["Condition"] == {"StringEquals": {"acs:Service": "fc.aliyuncs.com"}}
+    slr = by_action[("ram:CreateServiceLinkedRole",)]
+    services = set(slr["Condition"]["StringEquals"]["ram:ServiceName"])
+    assert services == EVENTBRIDGE_SLR_SERVICES | {FC_SLR_SERVICE}
+
+
+# --- docs/deploy.md --------------------------------------------------------------------
+
+
+def deploy_guide() -> str:
+    return DEPLOY_DOC.read_text(encoding="utf-8")
+
+
 def test_deploy_guide_uses_every_policy_file() -> None:
-    guide = DEPLOY_DOC.read_text(encoding="utf-8")
+    guide = deploy_guide()
     for path in POLICIES.glob("*.json"):
         assert f"policies/{path.name}" in guide, f"docs/deploy.md does not mention policies/{path.name}"
     assert "s deploy -t template.yml" in guide
@@ -546,6 +822,35 @@ def test_deploy_guide_uses_every_policy_file() -> None:
         )
     )
     assert names and not [n for n in sorted(names) if f"`{n}`" not in guide and f"{n}=" not in guide]
+
+
+def test_deploy_guide_never_suggests_full_ack_access_without_saying_what_it_grants() -> None:
+    guide = deploy_guide()
+    assert "--PolicyName AliyunCSFullAccess" not in guide, "no command attaches AliyunCSFullAccess"
+    if "AliyunCSFullAccess" in guide:
+        assert "DeleteCluster" in guide
+
+
+def test_deploy_guide_covers_the_deployer_and_the_invokers() -> None:
+    guide = deploy_guide()
+    for service in sorted(EVENTBRIDGE_SLR_SERVICES | {FC_SLR_SERVICE}):
+        assert f"CreateServiceLinkedRole --ServiceName {service}" in guide, service
+    for needed in (
+        "ram:PassRole",
+        "AliyunFCFullAccess",
+        "AliyunEventBridgeFullAccess",
+        "AliyunLogFullAccess",
+        "fc:InvokeFunction",
+        "KCGUARD_ALLOW_MANUAL_ENFORCE",
+        "acs:cs:<region>:<account-id>:cluster/",
+        "CRON_TZ=Asia/Shanghai",
+        "src/subCommands/2to3/index.ts",
+        "figures: see BENCHMARKS.md",
+    ):
+        assert needed in guide, needed
+    # the shared role variable is gone: the guide may say so, never tell anyone to set it
+    assert not re.search(r"\bKCGUARD_ROLE=", guide), "KCGUARD_ROLE is not read"
+    assert "no `KCGUARD_ROLE`" in guide
 
 
 # --- eventbridge_pattern: the matcher the trigger test relies on ---------------------
