@@ -1,6 +1,8 @@
-"""scripts/build makes Function Compute packages that work on the real runtimes' Pythons.
+"""scripts/build makes reproducible Function Compute packages that work on the runtimes' Pythons.
 
-One build (both runtimes) is shared by the module. For each runtime, the matching
+The locks (``locks/``) are checked against pyproject.toml offline (fast tests). The rest is
+``slow``: one build (both runtimes) is shared by the module; a commit exported twice
+builds to the same bytes. For each runtime, the matching
 CPython (pyenv) runs isolated (``-I -S``: no site-packages, nothing from the dev venv)
 with only the built directory added to ``sys.path``; it imports every handler of
 template.yml and handles ``events/ram-delete-user.json`` against the fake ACK served
@@ -10,6 +12,7 @@ variables, as on python3.12 where the context carries none).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
 import json
@@ -18,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -28,8 +32,6 @@ import yaml
 
 from conftest import fake_ack_process
 from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "build"
@@ -85,6 +87,104 @@ def template_handlers() -> list[str]:
     return sorted({r["props"]["handler"] for r in template["resources"].values()})
 
 
+# --- the locks (fast, offline) ------------------------------------------------------------
+
+
+def test_locks_match_pyproject() -> None:
+    # CI's `scripts/build --check-locks`: a dependency changed in pyproject.toml without
+    # `scripts/build --lock` fails here.
+    assert build_script.check_locks() == []
+    variants = build_script.lock_variants()
+    assert {(v.runtime, v.extras) for v in variants} == {
+        (runtime, extras) for runtime in RUNTIMES for extras in ((), ("oss",))
+    }
+    for variant in variants:
+        pins = build_script.lock_pins(variant.path.read_text(encoding="utf-8"))
+        assert "pydantic-core" in pins and ("alibabacloud-oss-v2" in pins) is (variant.extras == ("oss",))
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """pyproject.toml and locks/ copied aside, with the build script pointed at the copy."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(ROOT / "locks", tmp_path / "locks")
+    monkeypatch.setattr(build_script, "ROOT", tmp_path)
+    monkeypatch.setattr(build_script, "LOCKS", tmp_path / "locks")
+    assert build_script.check_locks() == []
+    return tmp_path
+
+
+def test_a_changed_dependency_makes_the_locks_stale(project_copy: Path) -> None:
+    pyproject = project_copy / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    assert '"httpx>=0.27,<1"' in text
+    pyproject.write_text(text.replace('"httpx>=0.27,<1"', '"httpx>=0.29,<1"'), encoding="utf-8")
+    problems = build_script.check_locks()
+    assert len([p for p in problems if "is stale" in p]) == len(build_script.lock_variants())
+    assert [p for p in problems if re.search(r"pins httpx==[\d.]+, outside 'httpx>=0.29,<1'", p)]
+    process = subprocess.run(
+        [sys.executable, str(BUILD_SCRIPT), "--check-locks"], capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 0, process.stderr  # the real tree is untouched
+
+
+def test_an_edited_lock_is_refused(project_copy: Path) -> None:
+    lock = project_copy / "locks" / "fc-python3.10.txt"
+    text = lock.read_text(encoding="utf-8")
+    # a pin without its hashes, and a local-only distribution slipped in
+    edited = re.sub(
+        r"(?m)^(sniffio==[^\s]+) \\\n(    --hash=sha256:[0-9a-f]+ \\\n)*    --hash=sha256:[0-9a-f]+\n",
+        r"\1\n",
+        text,
+    )
+    assert edited != text
+    lock.write_text(edited + "typer==0.12.0 \\\n    --hash=sha256:" + "0" * 64 + "\n", encoding="utf-8")
+    problems = build_script.check_lock(build_script.LockVariant("python3.10"))
+    assert any("sniffio==" in p and "no sha256" in p for p in problems), problems
+    assert any("local-only typer" in p for p in problems), problems
+    # the build refuses it before installing anything
+    with pytest.raises(SystemExit, match="no sha256"):
+        build_script.install_dependencies(project_copy / "out", build_script.LockVariant("python3.10"))
+    assert not (project_copy / "out").exists()
+
+
+def test_local_only_extras_are_never_deployed() -> None:
+    for extra in ("dev", "cli"):
+        with pytest.raises(SystemExit, match="local-only"):
+            build_script.runtime_requirements([extra])
+    with pytest.raises(SystemExit, match="unknown extra"):
+        build_script.runtime_requirements(["nope"])
+
+
+def test_zip_timestamps_come_from_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "a.py").write_text("a = 1\n")
+    (source / "run.sh").write_text("#!/bin/sh\n")
+    (source / "run.sh").chmod(0o700)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    build_script.make_zip(source, tmp_path / "default.zip")
+    with zipfile.ZipFile(tmp_path / "default.zip") as zf:
+        assert {i.date_time for i in zf.infolist()} == {build_script.ZIP_DATE}
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+    assert modes == {"pkg/a.py": 0o100644, "run.sh": 0o100755}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795000001")  # 2026-11-18 11:06:41 UTC
+    build_script.make_zip(source, tmp_path / "dated.zip")
+    with zipfile.ZipFile(tmp_path / "dated.zip") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2026, 11, 18, 11, 6, 40)}
+    (source / "pkg" / "a.py").touch()  # file times never reach the zip
+    build_script.make_zip(source, tmp_path / "again.zip")
+    assert (tmp_path / "again.zip").read_bytes() == (tmp_path / "dated.zip").read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert build_script.zip_date() == build_script.ZIP_DATE
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(SystemExit, match="SOURCE_DATE_EPOCH"):
+        build_script.zip_date()
+
+
+# --- one build of both runtimes (slow) -----------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def build_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fc-build")
@@ -97,6 +197,12 @@ def build_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
     print(process.stdout)
+    for runtime in RUNTIMES:
+        archive = out / build_script.zip_name(runtime)
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        # the build prints each zip's sha256 and size, and writes the sha256sum line
+        assert f"{digest}  {archive.name}  {archive.stat().st_size} bytes" in process.stdout
+        assert (out / f"{archive.name}.sha256").read_text() == f"{digest}  {archive.name}\n"
     return out
 
 
@@ -115,6 +221,7 @@ def files_of(directory: Path) -> list[str]:
 # --- what is in the package ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, runtime: str) -> None:
     directory = package_dir(build_out, runtime)
@@ -144,8 +251,17 @@ def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, r
     } - {"kubeconfig-guard"}
     assert runtime_names <= installed
     assert not installed & local_only, sorted(installed & local_only)
+    # exactly the distributions and versions of the lock, nothing else
+    versions = {}
+    for metadata in directory.glob("*.dist-info/METADATA"):
+        text = metadata.read_text(encoding="utf-8")
+        name = re.search(r"(?m)^Name: (.+)$", text).group(1)  # type: ignore[union-attr]
+        versions[build_script.canonical(name)] = re.search(r"(?m)^Version: (.+)$", text).group(1)  # type: ignore[union-attr]
+    lock = build_script.LockVariant(runtime).path.read_text(encoding="utf-8")
+    assert versions == build_script.lock_pins(lock)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_compiled_wheels_match_the_runtime(build_out: Path, runtime: str) -> None:
     tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
@@ -163,13 +279,14 @@ def test_compiled_wheels_match_the_runtime(build_out: Path, runtime: str) -> Non
     assert build_script.unneeded_distributions(*args) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_zip_is_the_directory_reproducibly(build_out: Path, runtime: str, tmp_path: Path) -> None:
     directory, archive = package_dir(build_out, runtime), package_zip(build_out, runtime)
     with zipfile.ZipFile(archive) as zf:
         assert zf.testzip() is None
         assert zf.namelist() == files_of(directory)
-        assert {info.date_time for info in zf.infolist()} == {build_script.ZIP_DATE}
+        assert {info.date_time for info in zf.infolist()} == {build_script.zip_date()}
     again = tmp_path / "again.zip"
     build_script.make_zip(directory, again)
     assert again.read_bytes() == archive.read_bytes()
@@ -260,6 +377,7 @@ def run_isolated(python: Path, build: Path, url: str) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_built_package_revokes_alice_on_the_runtime_python(
     build_out: Path, runtime: str, tmp_path: Path
@@ -285,3 +403,45 @@ def test_built_package_revokes_alice_on_the_runtime_python(
     assert not [c["cluster_id"] for c in clusters if ALICE in {k["account_id"] for k in c["kubeconfigs"]}]
     binned = {c["cluster_id"] for c in clusters if ALICE in {k["account_id"] for k in c["recycle_bin"]}}
     assert binned == {a["cluster_id"] for a in alice}
+
+
+# --- two builds of one commit (slow) ---------------------------------------------------------
+
+
+def export_head(destination: Path) -> str:
+    """``git archive HEAD`` unpacked into ``destination``; returns the commit's Unix time."""
+    archive = destination.parent / f"{destination.name}.tar"
+    subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT, check=True)
+    destination.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(destination, filter="data")
+    return subprocess.run(
+        ["git", "log", "-1", "--format=%ct", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.slow
+def test_two_builds_of_one_commit_are_byte_identical(tmp_path: Path) -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: there is no commit to export and build twice")
+    runtime = "python3.12"
+    digests = []
+    for name in ("first", "second"):
+        tree = tmp_path / name
+        epoch = export_head(tree)
+        env = {**os.environ, "SOURCE_DATE_EPOCH": epoch}
+        process = subprocess.run(
+            [sys.executable, str(tree / "scripts" / "build"), "--runtime", runtime],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tree,
+            env=env,
+        )
+        assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
+        archive = tree / "dist" / build_script.zip_name(runtime)
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert f"sha256 {digest}  {archive.name}" in process.stdout
+        digests.append(digest)
+    assert digests[0] == digests[1], "two builds of one commit differ"
+    print(f"{runtime}: both builds of HEAD are sha256 {digests[0]}")

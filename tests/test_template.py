@@ -37,7 +37,7 @@ import yaml
 from pydantic import SecretStr
 
 from kubeconfig_guard.client import ASSOCIATED_RAM_ACTIONS, OPERATIONS
-from kubeconfig_guard.events import ACTED_ON_TYPES, SUPPORTED_EVENTS
+from kubeconfig_guard.events import ACTED_ON_TYPES, SUPPORTED_EVENTS, eventbridge_pattern
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary.options import parse_summary_event
@@ -360,14 +360,19 @@ def test_event_function_bursts_queue_on_its_reserved_concurrency(template: dict[
     assert event_trigger(template)["triggerConfig"]["asyncInvocationType"] is True
 
 
-def test_reserved_concurrency_is_one_variable_away(schema: dict[str, Any]) -> None:
+def test_reserved_concurrency_is_one_variable_away() -> None:
     props = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "3"}), EVENT_HANDLER)
     assert props["concurrencyConfig"] == {"reservedConcurrency": 3}
-    assert not schema_errors(strict(schema), props)
-    # a value that is not a number reaches fc3 as null, which its schema refuses
+    # a value that is not a number reaches fc3 as null (the schema test below refuses it)
     bad = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "two"}), EVENT_HANDLER)
     assert bad["concurrencyConfig"]["reservedConcurrency"] is None
-    assert schema_errors(schema, bad)
+
+
+def test_the_schema_takes_a_number_for_reserved_concurrency_and_refuses_null(schema: dict[str, Any]) -> None:
+    good = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "3"}), EVENT_HANDLER)
+    assert not schema_errors(strict(schema), good)
+    bad = function_with_handler(load_template({"KCGUARD_EVENT_RESERVED_CONCURRENCY": "two"}), EVENT_HANDLER)
+    assert [e for e in schema_errors(schema, bad) if e.startswith("concurrencyConfig/reservedConcurrency")]
 
 
 def test_summary_runs_one_at_a_time(template: dict[str, Any]) -> None:
@@ -561,11 +566,10 @@ def _normalised(pattern: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_pattern_is_derived_from_the_supported_events(template: dict[str, Any]) -> None:
-    expected = {
-        "source": sorted({f"acs.{event.service.lower()}" for event in SUPPORTED_EVENTS}),
-        "type": [{"suffix": suffix} for suffix in ACTED_ON_TYPES],
-        "data": {"eventName": sorted({event.event_name for event in SUPPORTED_EVENTS})},
-    }
+    """The rule selects exactly what the code accepts (events.eventbridge_pattern, one table)."""
+    expected = eventbridge_pattern()
+    assert expected["source"] == sorted({f"acs.{event.service.lower()}" for event in SUPPORTED_EVENTS})
+    assert expected["type"] == [{"suffix": suffix} for suffix in ACTED_ON_TYPES]
     assert _normalised(event_pattern(template)) == _normalised(expected)
 
 
