@@ -1,9 +1,11 @@
-"""The ACK OpenAPI client (product CS, version 2015-12-15) over httpx.
+"""The ACK OpenAPI client (product CS, version 2015-12-15).
 
-One client per process: one connection pool per endpoint, one global concurrency
-cap, one adaptive request-rate limiter, retries with exponential back-off and
-full jitter (tenacity) on throttling, 5xx, timeouts and connection errors. A 4xx
-business error is never retried. The fake ACK plugs in as the httpx transport.
+One client per process: one keep-alive connection pool (``httpwire.Pool``), one global
+concurrency cap, one adaptive request-rate limiter, retries with exponential back-off
+and full jitter on throttling, 5xx, timeouts and connection errors. A 4xx business
+error is never retried. The fake ACK plugs in as an httpx transport (``transport=``),
+and a proxy from the environment is used through httpx; httpx is imported only then.
+Answers are validated by pydantic-core straight from the response bytes.
 """
 
 from __future__ import annotations
@@ -14,22 +16,16 @@ import ipaddress
 import json
 import logging
 import math
+import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from . import __version__, signing
+from . import __version__, httpwire, signing
 from .credentials import CredentialsProvider
 from .errors import AckApiError, KcguardError
 from .models import (
@@ -59,6 +55,13 @@ STATES_WINDOW = 16  # pages of one kubeconfig listing in flight at once (a slidi
 LISTING_PASSES = 3  # reads of a listing that keeps changing before giving up on it
 
 log = logging.getLogger("kubeconfig_guard.client")
+
+if TYPE_CHECKING:
+    import httpx
+
+# Sent with every request (signed headers are added per request).
+BASE_HEADERS = {"accept": "application/json", "user-agent": f"kubeconfig-guard/{__version__}"}
+BACKOFF_MULTIPLIER = 0.2  # seconds: the n-th retry waits uniform(0, min(max, 0.2 * 2**(n-1)))
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -120,16 +123,25 @@ def _is_loopback(host: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def endpoint_url(region: str, override: str | None) -> httpx.URL:
+def endpoint_url(region: str, override: str | None) -> httpwire.Origin:
     """``https://cs.{region}.aliyuncs.com``, or the override (plain http only to loopback)."""
     if not override:
-        return httpx.URL(f"https://cs.{region}.aliyuncs.com")
-    url = httpx.URL(override if "://" in override else f"https://{override}")
-    if url.scheme not in ("http", "https") or not url.host:
-        raise KcguardError(f"KCGUARD_CS_ENDPOINT must be an http(s) host, got scheme {url.scheme!r}")
-    if url.scheme == "http" and not _is_loopback(url.host):
+        host = f"cs.{region}.aliyuncs.com"
+        return httpwire.Origin("https", host, 443, host)
+    parts = urlsplit(override if "://" in override else f"https://{override}")
+    scheme = parts.scheme.lower()
+    try:
+        name, port = parts.hostname, parts.port
+    except ValueError:
+        raise KcguardError("KCGUARD_CS_ENDPOINT is not a valid URL (port or address)") from None
+    if scheme not in ("http", "https") or not name:
+        raise KcguardError(f"KCGUARD_CS_ENDPOINT must be an http(s) host, got scheme {scheme!r}")
+    if scheme == "http" and not _is_loopback(name):
         raise KcguardError("KCGUARD_CS_ENDPOINT: plain http is allowed only to loopback addresses")
-    return url.copy_with(path="/", query=None)
+    default = 443 if scheme == "https" else 80
+    port = port or default
+    shown = f"[{name}]" if ":" in name else name
+    return httpwire.Origin(scheme, name, port, shown if port == default else f"{shown}:{port}", "/")
 
 
 class AckClient:
@@ -144,21 +156,33 @@ class AckClient:
     ) -> None:
         self.settings = settings
         self._credentials = credentials
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
-            limits=httpx.Limits(
+        # The lean pool, unless requests must go through httpx: an injected transport (the fake
+        # in-process, tests) or a proxy named by the environment (httpx honours it and NO_PROXY).
+        self._pool: httpwire.Pool | None = None
+        self._httpx: httpwire.HttpxSender | None = None
+        if transport is not None or httpwire.proxy_configured():
+            self._httpx = httpwire.HttpxSender(
+                timeout=settings.timeout_seconds,
+                connect_timeout=settings.connect_timeout_seconds,
                 max_connections=settings.max_concurrency,
-                max_keepalive_connections=settings.max_concurrency,
-            ),
-            headers={"accept": "application/json", "user-agent": f"kubeconfig-guard/{__version__}"},
-        )
+                headers=BASE_HEADERS,
+                transport=transport,
+            )
+        else:
+            self._pool = httpwire.Pool(
+                timeout=settings.timeout_seconds,
+                connect_timeout=settings.connect_timeout_seconds,
+                max_idle=settings.max_concurrency,
+            )
         self._concurrency = asyncio.Semaphore(settings.max_concurrency)
         self.rate_limiter = AdaptiveRateLimiter(settings.max_rps)
         self.stats = ClientStats()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()
 
     async def __aenter__(self) -> AckClient:
         return self
@@ -359,46 +383,52 @@ class AckClient:
 
     async def clean_user_permissions(self, region: str, cluster_id: str, uid: str, *, force: bool) -> None:
         """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster."""
-        await self._call(
-            CLEAN_CLUSTER_USER_PERMISSIONS,
-            region,
-            {"ClusterId": cluster_id, "Uid": uid},
-            {"Force": "true" if force else "false"},
+        op = CLEAN_CLUSTER_USER_PERMISSIONS
+        body = await self._call(
+            op, region, {"ClusterId": cluster_id, "Uid": uid}, {"Force": "true" if force else "false"}
         )
+        if body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                raise AckApiError(
+                    status=200,
+                    code="InvalidResponse",
+                    message="the response body is not JSON",
+                    operation=op.name,
+                ) from None
 
     # --- wire -----------------------------------------------------------------------
 
     async def _call(
         self, op: Operation, region: str, path_params: dict[str, str], query: dict[str, str]
-    ) -> Any:
-        def before_sleep(state: RetryCallState) -> None:
-            self.stats.retries += 1
-            exc = state.outcome.exception() if state.outcome else None
-            log.debug("retrying %s after %s", op.name, getattr(exc, "code", type(exc).__name__))
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, AckApiError) and e.transient),
-            wait=wait_random_exponential(multiplier=0.2, max=self.settings.backoff_max_seconds),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
+    ) -> bytes:
+        """The body of a successful answer. Transient errors are retried (``max_attempts`` in all),
+        the n-th retry after uniform(0, min(backoff_max, 0.2 s x 2^(n-1))); other errors raise."""
+        attempt = 1
+        while True:
+            try:
                 async with self._concurrency:
                     # The rate slot is taken inside the cap, so a decrease reaches every waiter.
                     await self.rate_limiter.acquire()
                     return await self._send_once(op, region, path_params, query)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except AckApiError as error:
+                if not error.transient or attempt >= self.settings.max_attempts:
+                    raise
+                self.stats.retries += 1
+                log.debug("retrying %s after %s", op.name, error.code)
+                ceiling = min(self.settings.backoff_max_seconds, BACKOFF_MULTIPLIER * 2 ** (attempt - 1))
+                await asyncio.sleep(random.uniform(0, ceiling))
+                attempt += 1
 
     async def _send_once(
         self, op: Operation, region: str, path_params: dict[str, str], query: dict[str, str]
-    ) -> Any:
-        base = endpoint_url(region, self.settings.cs_endpoint)
+    ) -> bytes:
+        origin = endpoint_url(region, self.settings.cs_endpoint)
         path = signing.encode_path(op.path, **path_params)
         creds = await self._credentials.get()
         headers = {
-            "host": base.netloc.decode("ascii"),
+            "host": origin.netloc,
             "x-acs-action": op.name,
             "x-acs-version": API_VERSION,
             "x-acs-date": signing.acs_date(),
@@ -416,45 +446,42 @@ class AckClient:
             headers=headers,
         )
         raw_query = signing.canonical_query(query)
-        url = base.copy_with(raw_path=(path + (f"?{raw_query}" if raw_query else "")).encode("ascii"))
+        target = path + (f"?{raw_query}" if raw_query else "")
         self.stats.calls[op.name] += 1
         try:
-            response = await self._http.request(op.method, url, headers=headers)
-        except httpx.TimeoutException as exc:
+            if self._pool is not None:
+                head = httpwire.request_head(op.method, target, {**headers, **BASE_HEADERS})
+                answer = await self._pool.request(origin, head)
+            else:
+                assert self._httpx is not None
+                answer = await self._httpx.send(op.method, origin, target, headers)
+        except httpwire.TransportError as exc:
             self.stats.transport_errors += 1
             raise AckApiError(
-                status=0, code="Transport.Timeout", message=type(exc).__name__, operation=op.name
+                status=0,
+                code="Transport.Timeout" if exc.timeout else "Transport.Error",
+                message=exc.kind,
+                operation=op.name,
             ) from None
-        except httpx.TransportError as exc:
-            self.stats.transport_errors += 1
-            raise AckApiError(
-                status=0, code="Transport.Error", message=type(exc).__name__, operation=op.name
-            ) from None
-        return self._decode(op, response)
+        return self._decode(op, answer)
 
-    def _decode(self, op: Operation, response: httpx.Response) -> Any:
-        request_id = response.headers.get("x-acs-request-id")
+    def _decode(self, op: Operation, answer: httpwire.Answer) -> bytes:
+        """The body of a 2xx answer (parsed by ``_parse``); any other answer raises its error."""
+        if 200 <= answer.status < 300:
+            self.rate_limiter.on_success()
+            return answer.content
         try:
-            body = json.loads(response.content) if response.content.strip() else {}
+            body = json.loads(answer.content) if answer.content.strip() else {}
         except ValueError:
             body = None
-        if response.is_success:
-            if body is None:
-                raise AckApiError(
-                    status=response.status_code,
-                    code="InvalidResponse",
-                    message="the response body is not JSON",
-                    request_id=request_id,
-                    operation=op.name,
-                )
-            self.rate_limiter.on_success()
-            return body
         fields = body if isinstance(body, dict) else {}
         error = AckApiError(
-            status=response.status_code,
-            code=str(fields.get("code") or fields.get("Code") or f"HTTP{response.status_code}"),
-            message=str(fields.get("message") or fields.get("Message") or response.reason_phrase)[:500],
-            request_id=fields.get("requestId") or fields.get("RequestId") or request_id,
+            status=answer.status,
+            code=str(fields.get("code") or fields.get("Code") or f"HTTP{answer.status}"),
+            message=str(fields.get("message") or fields.get("Message") or answer.reason)[:500],
+            request_id=fields.get("requestId")
+            or fields.get("RequestId")
+            or answer.headers.get("x-acs-request-id"),
             operation=op.name,
         )
         if error.throttled:
@@ -465,13 +492,13 @@ class AckClient:
         raise error
 
 
-def _parse(model: type[M], body: Any, op: Operation) -> M:
+def _parse(model: type[M], body: bytes, op: Operation) -> M:
+    """The model validated by pydantic-core straight from the JSON bytes (an empty body: the defaults)."""
     try:
-        return model.model_validate(body)
+        return model.model_validate_json(body) if body.strip() else model.model_validate({})
     except ValidationError as exc:
-        raise AckApiError(
-            status=200,
-            code="InvalidResponse",
-            message=f"unexpected response shape: {exc.error_count()} validation errors",
-            operation=op.name,
-        ) from None
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)):
+            message = "the response body is not JSON"
+        else:
+            message = f"unexpected response shape: {exc.error_count()} validation errors"
+        raise AckApiError(status=200, code="InvalidResponse", message=message, operation=op.name) from None

@@ -1,0 +1,427 @@
+"""HTTP/1.1 for the ACK client: a lean keep-alive connection pool on asyncio, or httpx.
+
+The ACK OpenAPI calls kubeconfig-guard makes are small ``GET`` and ``DELETE`` requests
+without a body, answered with a JSON document. On Function Compute the event function
+runs on a fraction of a vCPU, where the per-request CPU of httpx + httpcore + anyio
+(request and URL objects, header models, the pool's bookkeeping, anyio's typed-attribute
+lookups) was most of the client's CPU. ``Pool`` does only what these calls need on an
+``asyncio.Protocol`` per connection:
+
+* one connection per request in flight, kept alive and reused (LIFO) per origin; a
+  connection the server closed, answered ``Connection: close`` on, or left with
+  unread bytes is dropped, never reused;
+* requests written in one ``write`` from a prepared header block; responses parsed
+  from the buffer (status line, headers, a ``Content-Length``, ``chunked`` or
+  close-delimited body); no compression asked for, no redirects followed;
+* TLS with certificate and host name verification (``ssl.create_default_context``
+  with ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set, else certifi's bundle when
+  installed, else the system's), built on the first ``https`` connection;
+* a connect timeout, and a timeout on the whole answer; a request cancelled midway
+  closes its connection.
+
+Errors are ``TransportError`` with httpx's names (``ConnectTimeout``, ``ReadTimeout``,
+``ConnectError``, ``ReadError``, ``RemoteProtocolError``), so results and logs read the
+same on both paths. No retry happens here: the client decides.
+
+``HttpxSender`` keeps the httpx path for an injected transport (the fake ACK in-process,
+tests) and for proxies: when ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` is set, the
+client uses httpx, which honours them and ``NO_PROXY``. httpx is imported only then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+class TransportError(Exception):
+    """The request got no complete answer. ``kind``: httpx's name for it; ``timeout``: a timeout."""
+
+    def __init__(self, kind: str, detail: str = "", *, timeout: bool = False) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.timeout = timeout
+
+
+class Answer(NamedTuple):
+    status: int
+    reason: str
+    headers: Mapping[str, str]  # lower-case names
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str  # "http" or "https"
+    host: str  # without brackets
+    port: int
+    netloc: str  # the Host header: host, [v6], :port unless the scheme's default
+    path: str = ""  # only for display: "/" for a configured endpoint, as httpx showed it
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.path}"
+
+
+def proxy_configured(environ: Mapping[str, str] = os.environ) -> bool:
+    return any(environ.get(name) for name in PROXY_VARIABLES)
+
+
+def request_head(method: str, target: str, headers: Mapping[str, str]) -> bytes:
+    """The request line and header block (``headers`` must hold ``host``)."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def _ssl_context() -> ssl.SSLContext:
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        try:
+            import certifi
+
+            cafile = certifi.where()
+        except ImportError:  # pragma: no cover - certifi comes with httpx
+            pass
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: at most one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._status = 0
+        self._reason = ""
+        self._headers: dict[str, str] = {}
+        self._length = -1  # body bytes still expected; -1: until close
+        self._chunked = False
+        self._chunks: list[bytes] = []
+        self._keep_alive = False
+        self._head_only = False
+
+    # --- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection is not in a known state
+            return
+        self._buf += data
+        try:
+            self._parse()
+        except TransportError as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self._status and not self._chunked and self._length == -1:
+                self._finish(bytes(self._buf))  # a close-delimited body ends here
+            else:
+                self._fail(
+                    TransportError("RemoteProtocolError", "server disconnected without a complete answer")
+                )
+        self.closed = True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                self._fail(
+                    TransportError("RemoteProtocolError", "server disconnected without a complete answer")
+                )
+            else:
+                self._fail(TransportError("ReadError", type(exc).__name__))
+
+    # --- requests ---------------------------------------------------------------------
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    async def roundtrip(self, head: bytes, timeout: float, *, head_only: bool = False) -> Answer:
+        if not self.reusable:
+            raise TransportError("WriteError", "connection closed")
+        self._reset()
+        self._head_only = head_only
+        self._buf.clear()
+        waiter: asyncio.Future[Answer] = self._loop.create_future()
+        self._waiter = waiter
+        assert self.transport is not None
+        self.transport.write(head)
+        timer = self._loop.call_later(timeout, self._timed_out, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _timed_out(self, waiter: asyncio.Future[Answer]) -> None:
+        if not waiter.done():
+            waiter.set_exception(TransportError("ReadTimeout", "no complete answer in time", timeout=True))
+            self.close()
+
+    def _fail(self, exc: TransportError) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.close()
+
+    def _finish(self, body: bytes) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Answer(self._status, self._reason, self._headers, body))
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- parsing ----------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        buf = self._buf
+        while not self._status:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise TransportError("RemoteProtocolError", "response head too large")
+                return
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[: end + 4]
+            self._read_head(head)
+        if self._chunked:
+            self._read_chunks()
+        elif self._length >= 0:
+            if len(buf) >= self._length:
+                body = bytes(buf[: self._length])
+                if len(buf) > self._length:
+                    self._keep_alive = False  # more than the answer: do not trust this connection
+                del buf[: self._length]
+                self._done(body)
+        elif len(buf) > MAX_BODY_BYTES:
+            raise TransportError("RemoteProtocolError", "response body too large")
+
+    def _read_head(self, head: str) -> None:
+        status_line, *lines = head.split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit() or not 100 <= int(code) <= 599:
+            raise TransportError("RemoteProtocolError", "malformed status line")
+        status = int(code)
+        if status < 200:  # 1xx (never asked for): the final answer follows
+            return
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise TransportError("RemoteProtocolError", "malformed header line")
+            key = name.lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        connection = headers.get("connection", "").lower()
+        if version == "HTTP/1.1":
+            self._keep_alive = "close" not in connection
+        else:
+            self._keep_alive = "keep-alive" in connection
+        self._status, self._reason, self._headers = status, reason, headers
+        if self._head_only or status in (204, 304):
+            self._length = 0
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            self._chunked = True
+        elif "content-length" in headers:
+            length = headers["content-length"]
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                raise TransportError("RemoteProtocolError", "invalid Content-Length")
+            self._length = int(length)
+        else:
+            self._length = -1
+            self._keep_alive = False
+
+    def _read_chunks(self) -> None:
+        buf = self._buf
+        while True:
+            line_end = buf.find(b"\r\n")
+            if line_end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise TransportError("RemoteProtocolError", "chunk header too large")
+                return
+            size_text = bytes(buf[:line_end]).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise TransportError("RemoteProtocolError", "malformed chunk size") from None
+            if size == 0:
+                trailer_end = buf.find(b"\r\n\r\n", line_end)
+                if trailer_end < 0:
+                    return
+                del buf[: trailer_end + 4]
+                if buf:
+                    self._keep_alive = False
+                self._done(b"".join(self._chunks))
+                return
+            if len(buf) < line_end + 2 + size + 2:
+                return
+            start = line_end + 2
+            self._chunks.append(bytes(buf[start : start + size]))
+            if sum(len(c) for c in self._chunks) > MAX_BODY_BYTES:
+                raise TransportError("RemoteProtocolError", "response body too large")
+            del buf[: start + size + 2]
+
+    def _done(self, body: bytes) -> None:
+        self._finish(body)
+        if not self._keep_alive:
+            self.close()
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections per origin, for one event loop."""
+
+    def __init__(self, *, timeout: float, connect_timeout: float, max_idle: int) -> None:
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_idle = max_idle
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self.connections_opened = 0
+
+    async def request(self, origin: Origin, head: bytes, *, head_only: bool = False) -> Answer:
+        conn = self._idle_connection(origin)
+        if conn is None:
+            conn = await self._connect(origin)
+        try:
+            answer = await conn.roundtrip(head, self.timeout, head_only=head_only)
+        except BaseException:
+            conn.close()  # failed or cancelled midway: its state is unknown
+            raise
+        if conn.reusable:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.max_idle:
+                idle.append(conn)
+            else:
+                conn.close()
+        return answer
+
+    def _idle_connection(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if conn.reusable:
+                return conn
+        return None
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context: ssl.SSLContext | None = None
+        if origin.scheme == "https":
+            if self._ssl is None:
+                self._ssl = _ssl_context()
+            context = self._ssl
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(loop),
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if context is not None else None,
+                ),
+                self.connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise TransportError("ConnectTimeout", "no connection in time", timeout=True) from None
+        except OSError as exc:  # refused, unreachable, name resolution, TLS verification
+            raise TransportError("ConnectError", type(exc).__name__) from None
+        self.connections_opened += 1
+        return conn
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+class HttpxSender:
+    """The httpx path: an injected transport (the fake in-process, tests), or proxies from the environment."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        max_connections: int,
+        headers: Mapping[str, str],
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._extensions: dict[str, Any] = {"timeout": self._timeout.as_dict()}
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        if transport is None:  # proxies: the client reads them (and NO_PROXY) from the environment
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                headers=dict(headers),
+            )
+        self._base_headers = dict(headers)
+        self._urls: dict[Origin, httpx.URL] = {}
+
+    async def send(self, method: str, origin: Origin, target: str, headers: Mapping[str, str]) -> Answer:
+        httpx = self._httpx
+        base = self._urls.get(origin)
+        if base is None:
+            base = self._urls[origin] = httpx.URL(f"{origin.scheme}://{origin.netloc}")
+        url = base.copy_with(raw_path=target.encode("ascii"))
+        request = httpx.Request(
+            method, url, headers={**self._base_headers, **headers}, extensions=self._extensions
+        )
+        try:
+            if self._client is not None:
+                response = await self._client.send(request)
+            else:
+                assert self._transport is not None
+                response = await self._transport.handle_async_request(request)
+                await response.aread()
+        except httpx.TimeoutException as exc:
+            raise TransportError(type(exc).__name__, timeout=True) from None
+        except httpx.TransportError as exc:
+            raise TransportError(type(exc).__name__) from None
+        headers_out = {k.lower(): v for k, v in response.headers.items()}
+        return Answer(response.status_code, response.reason_phrase, headers_out, response.content)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
