@@ -281,7 +281,10 @@ def eventbridge_pattern() -> dict[str, Any]:
     return {
         "source": list(EVENT_SOURCES),
         "type": [{"suffix": t} for t in ACTED_ON_TYPES],
-        "data": {"eventName": sorted({e.event_name for e in SUPPORTED_EVENTS})},
+        "data": {
+            "eventType": list(RECORD_EVENT_TYPES),
+            "eventName": sorted({e.event_name for e in SUPPORTED_EVENTS}),
+        },
     }
 
 

@@ -24,7 +24,7 @@ from .credentials import from_fc_context
 from .engine import Deadline
 from .errors import RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
-from .results import BatchResult, Outcome, RevocationResult
+from .results import REGION_NOT_WATCHED, BatchResult, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
 
 if TYPE_CHECKING:
@@ -255,6 +255,8 @@ def _summary_reason(report: Report, deliveries: list[Delivery], storage_error: s
         f"{t.get('orphaned', 0)} orphaned, {t.get('root', 0)} root, {t.get('expiring', 0)} expiring "
         f"on {report.clusters_scanned}/{report.clusters_total} clusters"
     ]
+    if refused := [c.region for c in report.skipped_clusters if c.error_code == REGION_NOT_WATCHED]:
+        parts.append(f"regions outside KCGUARD_REGIONS refused: {', '.join(refused)}")
     if failed := [d.channel for d in deliveries if not d.ok]:
         parts.append(f"delivery failed: {', '.join(failed)}")
     if storage_error:

@@ -107,7 +107,7 @@ def state_disagreement(kind: EventKind, states: Iterable[KubeconfigState]) -> st
         if not s.account_state.is_known:
             return f"undocumented account_state {s.account_state.value[:40]!r}: never revoked"
     for s in states:
-        if s.account_state in AGREEING_STATES[kind]:
+        if s.account_state is None or s.account_state in AGREEING_STATES[kind]:
             continue
         state = s.account_state.value
         if kind is EventKind.DELETED:

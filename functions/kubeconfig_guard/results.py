@@ -36,6 +36,10 @@ class ClusterStatus(str, Enum):
     NOT_ATTEMPTED = "not-attempted"  # the invocation deadline came first
 
 
+# The error code of a region a summary's options asked for but KCGUARD_REGIONS does not watch.
+REGION_NOT_WATCHED = "RegionNotWatched"
+
+
 class Action(BaseModel):
     """What was done (or not) about one (cluster, uid)."""
 

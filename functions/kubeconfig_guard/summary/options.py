@@ -13,7 +13,9 @@ class SummaryOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    regions: list[str] | None = Field(None, description="Override KCGUARD_REGIONS for this run.")
+    regions: list[str] | None = Field(
+        None, description="Scan only these of KCGUARD_REGIONS this run (never more: others are refused)."
+    )
     dry_run: bool | None = Field(None, alias="dryRun", description="Force dry-run for this run.")
     remediate: bool | None = Field(None, description="false: report only, revoke nothing.")
     expiring_days: int | None = Field(None, alias="expiringDays", ge=0, le=3650)

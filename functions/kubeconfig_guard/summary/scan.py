@@ -13,7 +13,7 @@ from ..executor import execute, log_decisions
 from ..models import AccountState, Cluster, KubeconfigState, cluster_unreachable_reason
 from ..plan import Candidate, group_candidates, plan_revocations
 from ..principal import EventKind
-from ..results import ActionStatus, ClusterIssue, ClusterStatus, Outcome, count_actions
+from ..results import REGION_NOT_WATCHED, ActionStatus, ClusterIssue, ClusterStatus, Outcome, count_actions
 from ..settings import Mode
 from .options import SummaryOptions
 from .report import Reconciliation, Report, ReportBuilder
@@ -42,11 +42,21 @@ async def run_summary(
     settings = engine.settings
     deadline = deadline or Deadline()
     now = now or datetime.now(timezone.utc)
-    regions = options.regions or settings.watched_regions()
+    regions, refused = scope_regions(options.regions, settings.watched_regions())
     expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
     dry_run = settings.dry_run or bool(options.dry_run)
     builder = ReportBuilder(now=now, expiring_days=expiring_days, list_limit=settings.report_list_limit)
-    issues: list[ClusterIssue] = []
+    issues: list[ClusterIssue] = [
+        ClusterIssue.of(
+            region,
+            None,
+            ClusterStatus.SKIPPED,
+            f"region {region} was asked for but is outside KCGUARD_REGIONS: not scanned "
+            "(options can only narrow the configured scope)",
+            REGION_NOT_WATCHED,
+        )
+        for region in refused
+    ]
     orphans: list[tuple[Candidate, EventKind]] = []
 
     clusters = await engine.watched_clusters(regions, time.monotonic(), issues)
@@ -141,6 +151,14 @@ async def run_summary(
         api=engine.client.stats.as_dict(),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+def scope_regions(asked: list[str] | None, watched: list[str]) -> tuple[list[str], list[str]]:
+    """The regions to scan, and those asked for that are refused: options only narrow the scope."""
+    if not asked:
+        return watched, []
+    asked = list(dict.fromkeys(asked))
+    return [r for r in asked if r in watched], [r for r in asked if r not in watched]
 
 
 def _orphan_kind(state: KubeconfigState) -> EventKind | None:
