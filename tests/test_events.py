@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EVENTS
+from conftest import ACCOUNT, EVENTS
+from kubeconfig_guard.admission import Guard, admit
 from kubeconfig_guard.events import SUPPORTED_EVENTS, Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.principal import EventKind, PrincipalType
 
@@ -23,7 +24,12 @@ def test_every_sample_is_indexed() -> None:
 
 @pytest.mark.parametrize("sample", INDEX, ids=lambda s: s["file"])
 def test_sample_outcome(sample: dict[str, Any]) -> None:
-    parsed = parse_event((EVENTS / sample["file"]).read_bytes())
+    """Parsed, then admitted for the account the samples belong to (as the handler does)."""
+    guard = Guard(account_id=ACCOUNT, enforce=True)
+    parsed = [
+        admit(p, guard) if isinstance(p, RevocationRequest) else p
+        for p in parse_event((EVENTS / sample["file"]).read_bytes())
+    ]
     assert parsed
     if sample["outcome"] == "ok":
         assert all(isinstance(p, RevocationRequest) for p in parsed), parsed
