@@ -408,16 +408,17 @@ def test_built_package_revokes_alice_on_the_runtime_python(
 # --- two builds of one commit (slow) ---------------------------------------------------------
 
 
-def export_head(destination: Path) -> str:
-    """``git archive HEAD`` unpacked into ``destination``; returns the commit's Unix time."""
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def export_commit(commit: str, destination: Path) -> None:
+    """``git archive <commit>`` unpacked into ``destination``."""
     archive = destination.parent / f"{destination.name}.tar"
-    subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT, check=True)
+    git("archive", "--format=tar", "-o", str(archive), commit)
     destination.mkdir()
     with tarfile.open(archive) as tar:
         tar.extractall(destination, filter="data")
-    return subprocess.run(
-        ["git", "log", "-1", "--format=%ct", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 @pytest.mark.slow
@@ -425,10 +426,12 @@ def test_two_builds_of_one_commit_are_byte_identical(tmp_path: Path) -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: there is no commit to export and build twice")
     runtime = "python3.12"
+    commit = git("rev-parse", "HEAD")  # once: HEAD may move while this runs
+    epoch = git("log", "-1", "--format=%ct", commit)
     digests = []
     for name in ("first", "second"):
         tree = tmp_path / name
-        epoch = export_head(tree)
+        export_commit(commit, tree)
         env = {**os.environ, "SOURCE_DATE_EPOCH": epoch}
         process = subprocess.run(
             [sys.executable, str(tree / "scripts" / "build"), "--runtime", runtime],
@@ -444,4 +447,4 @@ def test_two_builds_of_one_commit_are_byte_identical(tmp_path: Path) -> None:
         assert f"sha256 {digest}  {archive.name}" in process.stdout
         digests.append(digest)
     assert digests[0] == digests[1], "two builds of one commit differ"
-    print(f"{runtime}: both builds of HEAD are sha256 {digests[0]}")
+    print(f"{runtime}: both builds of {commit[:12]} are sha256 {digests[0]}")
