@@ -67,13 +67,14 @@ class Settings(BaseSettings):
     )
     protected_principals: CommaList = Field(
         default_factory=list,
-        description="Comma list of names, uids or glob patterns that are never revoked (break-glass accounts).",
+        description="Comma list of uids or account names (glob patterns) that are never revoked "
+        "(break-glass accounts). Display names never match.",
     )
     max_revocations: int = Field(
         50,
         ge=0,
-        description="Blast-radius limit: when one event would revoke more (cluster, uid) pairs, "
-        "revoke none and report `limit-exceeded`.",
+        description="Blast-radius limit: when one invocation (every item of a batch together) would "
+        "revoke more (cluster, uid) pairs, revoke none and report `limit-exceeded`.",
     )
     cs_endpoint: str | None = Field(
         None,
