@@ -568,7 +568,9 @@ def _normalised(pattern: dict[str, Any]) -> dict[str, Any]:
 def test_pattern_is_derived_from_the_supported_events(template: dict[str, Any]) -> None:
     """The rule selects exactly what the code accepts (events.eventbridge_pattern, one table)."""
     expected = eventbridge_pattern()
-    assert sorted(expected["source"]) == sorted({f"acs.{event.service.lower()}" for event in SUPPORTED_EVENTS})
+    assert sorted(expected["source"]) == sorted(
+        {f"acs.{event.service.lower()}" for event in SUPPORTED_EVENTS}
+    )
     assert expected["type"] == [{"suffix": suffix} for suffix in ACTED_ON_TYPES]
     assert _normalised(event_pattern(template)) == _normalised(expected)
 
