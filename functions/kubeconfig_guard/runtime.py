@@ -1,26 +1,31 @@
 """One engine per process, on one background event loop.
 
-Function Compute calls a Python handler from several threads at once when the
-function's instance concurrency is above 1. Every invocation submits its work to
-the same event loop, so they share one connection pool, one concurrency cap, one
-rate limiter and the single-flight listings: a burst of 50 deletions costs about
-one scan, not fifty.
+Every invocation of an instance submits its work to the same event loop, so they share
+one connection pool, one concurrency cap, one rate limiter and the single-flight
+listings. On Function Compute 3.0's standard runtimes an instance runs one invocation
+at a time: a burst queues onto the few instances ``reservedConcurrency`` allows, and each
+later invocation finds the pool's connections open and the listings its predecessors
+took (the engine re-lists only the clusters where its principal has candidates). When
+several threads call the handler at once (a custom runtime, local runs), they share the
+same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .client import AckClient
 from .credentials import Credentials, CredentialsProvider, DefaultChainCredentials
 from .engine import Engine
 from .logs import register_secret
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 
@@ -70,8 +75,16 @@ class Runtime:
         return Engine(self.settings, client, caller_uids=self._caller_uids)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run a coroutine on the engine's loop from any thread and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        """Run a coroutine on the engine's loop from any thread and wait for its result.
+
+        After ``timeout`` seconds the coroutine is cancelled and ``TimeoutError`` raised.
+        """
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the work did not finish within {timeout} s") from None
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -11,7 +11,8 @@ Then it reads one JSON command per line on standard input and answers one JSON l
 
 * ``{"cmd": "reset", "latency_ms": 50, "rate_limit": null, "burst": null}``: the world as
   generated again (every write undone), counters zeroed, faults set for every operation
-  (the fake's token buckets are per operation).
+  (the fake's token buckets are per operation). With ``"world": false`` the world is kept
+  as it is (only counters and faults are reset).
 * ``{"cmd": "stats"}``: requests per operation as counted by the backend (``backend.calls``:
   every request, throttled ones included), injected faults (``backend.fault_counts``),
   effective revocations, Clean calls, the server's CPU seconds since the last reset, and a
@@ -75,7 +76,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def mark_burst_users(world: World, count: int) -> list[str]:
+def mark_burst_users(world: World, count: int, exclude: frozenset[str] = frozenset()) -> list[str]:
     """Pick ``count`` RAM users with a unique name and mark them Deleted on every cluster."""
     by_name: dict[str, set[str]] = {}
     for region in world.regions.values():
@@ -83,7 +84,7 @@ def mark_burst_users(world: World, count: int) -> list[str]:
             for k in cluster.kubeconfigs:
                 if k.account_type == "RamUser" and k.account_name:
                     by_name.setdefault(k.account_name, set()).add(k.account_id)
-    unique = sorted(name for name, uids in by_name.items() if len(uids) == 1)
+    unique = sorted(name for name, uids in by_name.items() if len(uids) == 1 and name not in exclude)
     if len(unique) < count:
         raise SystemExit(f"only {len(unique)} uniquely named RAM users in the world, {count} wanted")
     # Deterministic: every k-th name, so they are spread over the principal pool.
@@ -107,7 +108,18 @@ def backend_key_secret() -> str:
     return os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET
 
 
-def describe(world: World, spec: dict[str, Any], burst_names: list[str]) -> dict[str, Any]:
+def clusters_of(world: World, name: str) -> int:
+    return sum(
+        1
+        for region in world.regions.values()
+        for c in region.clusters
+        if any(k.account_name == name for k in c.kubeconfigs)
+    )
+
+
+def describe(
+    world: World, spec: dict[str, Any], burst_names: list[str], warm_user: str | None
+) -> dict[str, Any]:
     regions: dict[str, Any] = {}
     for name, region in world.regions.items():
         running = [c for c in region.clusters if c.state.lower() not in CLUSTER_STATES_WITHOUT_API_SERVER]
@@ -118,12 +130,7 @@ def describe(world: World, spec: dict[str, Any], burst_names: list[str]) -> dict
             "states": [len(c.kubeconfigs) for c in running],
         }
     deleted = spec.get("deleted_user")
-    on_clusters = 0
-    if deleted:
-        for region in world.regions.values():
-            for c in region.clusters:
-                if any(k.account_name == deleted for k in c.kubeconfigs):
-                    on_clusters += 1
+    on_clusters = clusters_of(world, deleted) if deleted else 0
     burst_pairs = 0
     if burst_names:
         wanted = set(burst_names)
@@ -134,6 +141,10 @@ def describe(world: World, spec: dict[str, Any], burst_names: list[str]) -> dict
                 burst_pairs += len({k.account_id for k in c.kubeconfigs if k.account_name in wanted})
     return {
         "now": world.now,
+        "account_id": world.account_id,
+        # A second deleted user (the warm event of the deployed-view workload) and its clusters.
+        "warm_user": warm_user,
+        "warm_user_clusters": clusters_of(world, warm_user) if warm_user else 0,
         "regions": regions,
         "kubeconfigs": sum(sum(len(c.kubeconfigs) for c in r.clusters) for r in world.regions.values()),
         "deleted_user": deleted,
@@ -158,8 +169,11 @@ def main() -> None:
         deleted_user_clusters=spec.get("deleted_user_clusters", 0),
     )
     burst_names = mark_burst_users(world, spec["burst_users"]) if spec.get("burst_users") else []
+    warm_user = None
+    if spec.get("warm_user"):
+        (warm_user,) = mark_burst_users(world, 1, frozenset({spec.get("deleted_user") or ""}))
     backend = FakeAck(world)
-    meta = describe(world, spec, burst_names)
+    meta = describe(world, spec, burst_names, warm_user)
     meta["generate_seconds"] = round(time.perf_counter() - started, 2)
     timeline = Timeline(backend)
     server = FakeAckServer(backend).start()
@@ -174,7 +188,8 @@ def main() -> None:
             if cmd["cmd"] == "quit":
                 break
             if cmd["cmd"] == "reset":
-                backend.from_world(world)
+                if cmd.get("world", True):
+                    backend.from_world(world)
                 backend.faults.clear()
                 latency = float(cmd.get("latency_ms") or 0.0) / 1000.0
                 rate = cmd.get("rate_limit")

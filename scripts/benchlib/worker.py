@@ -42,8 +42,14 @@ def rss_mb() -> float:
 
 
 def deletion_event(name: str, index: int = 0) -> bytes:
+    """A RAM DeleteUser event (EventBridge CloudEvents envelope) for ``name``, dated now."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
     record = json.loads(EVENT_TEMPLATE.read_text())
     record["id"] = f"bench-{index:04d}"
+    record["time"] = record["data"]["eventTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    record["aliyunpublishtime"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     record["data"]["requestParameters"] = {"UserName": name}
     record["data"]["eventId"] = f"bench-evt-{index:04d}-{name}"
     record["data"]["referencedResources"] = {"ACS::RAM::User": [name]}
