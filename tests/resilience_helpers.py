@@ -56,11 +56,8 @@ def revoked_pairs(backend: FakeAck, start: int = 0) -> list[Pair]:
 
 
 def result_of(exc: RetryableInvocationError) -> dict[str, Any]:
-    """The result document a RetryableInvocationError carries in its message."""
-    text = str(exc)
-    marker = "(result: "
-    assert marker in text, text
-    doc, _ = json.JSONDecoder().raw_decode(text, text.index(marker) + len(marker))
+    """The result document a RetryableInvocationError carries (as data)."""
+    doc = exc.result.model_dump(mode="json")
     assert isinstance(doc, dict)
     return doc
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .client import AckClient
+from .deadline import Deadline, run_until
 from .errors import AckApiError
 from .events import RevocationRequest
 from .executor import execute, log_decisions
-from .inventory import Inventory
+from .inventory import Inventory, Listing
 from .models import Cluster, cluster_unreachable_reason
 from .plan import (
     Candidate,
@@ -32,6 +33,7 @@ from .plan import (
 )
 from .principal import Principal
 from .results import (
+    DEADLINE_CODE,
     ActionStatus,
     ClusterIssue,
     ClusterStatus,
@@ -44,15 +46,7 @@ from .settings import Mode, Settings
 log = logging.getLogger("kubeconfig_guard.engine")
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """When to stop starting new work (monotonic seconds); None: no deadline."""
-
-    at: float | None = None
-    clock: Callable[[], float] = time.monotonic
-
-    def near(self) -> bool:
-        return self.at is not None and self.clock() >= self.at
+NOT_LISTED_IN_TIME = "the listing did not finish before the invocation's deadline; the retry lists it"
 
 
 def safety_policy(
@@ -121,13 +115,25 @@ class Engine:
         dry_run = self.settings.dry_run or request.dry_run
         prepared = _Prepared(request, started, dry_run)
         regions = self.settings.watched_regions()
-        clusters = await self.watched_clusters(regions, self.inventory.shared_since(started), prepared.issues)
-        found = await asyncio.gather(
-            *(
-                self._candidates(region, cluster, request.principal, started, deadline)
-                for region, cluster in clusters
-            )
+        clusters = await self.watched_clusters(
+            regions, self.inventory.shared_since(started), prepared.issues, deadline
         )
+        prepared.clusters_total = len(clusters)
+        # A different order every attempt: when the deadline cuts listing short, the retry of the
+        # same event reaches the clusters this attempt did not.
+        order = random.sample(range(len(clusters)), len(clusters))
+        found_in_order, late = await run_until(
+            [self._candidates(*clusters[i], request.principal, started, deadline) for i in order],
+            deadline.remaining(listing=True),
+        )
+        found: list[tuple[list[Candidate], str | None] | ClusterIssue] = []
+        for position, item in enumerate(found_in_order):
+            region, cluster = clusters[order[position]]
+            if item is None or position in late:
+                item = ClusterIssue.of(
+                    region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
+                )
+            found.append(item)
         candidates: list[Candidate] = []
         for item in found:
             if isinstance(item, ClusterIssue):
@@ -160,7 +166,7 @@ class Engine:
             self.client,
             self.inventory,
             plan.to_revoke,
-            out_of_time=deadline.near,
+            deadline=deadline,
             retry_by="Function Compute's async retry",
             context=context,
         )
@@ -176,6 +182,7 @@ class Engine:
             actions=actions,
             clusters=issues,
             clusters_scanned=prepared.scanned,
+            clusters_total=prepared.clusters_total,
             counts=count_actions(actions),
             duration_ms=int((time.monotonic() - prepared.started) * 1000),
         )
@@ -184,21 +191,35 @@ class Engine:
         return result
 
     async def watched_clusters(
-        self, regions: list[str], not_before: float, issues: list[ClusterIssue]
+        self,
+        regions: list[str],
+        not_before: float,
+        issues: list[ClusterIssue],
+        deadline: Deadline | None = None,
     ) -> list[tuple[str, Cluster]]:
-        """Every cluster of the regions; a region whose listing failed becomes an issue."""
-        listings = await asyncio.gather(
-            *(self.inventory.clusters(r, not_before) for r in regions), return_exceptions=True
-        )
+        """Every cluster of the regions; a region whose listing failed or ran out of time is an issue."""
+
+        async def listing(region: str) -> Listing[list[Cluster]] | AckApiError:
+            try:
+                return await self.inventory.clusters(region, not_before)
+            except AckApiError as error:
+                return error
+
+        timeout = deadline.remaining(listing=True) if deadline else None
+        listings, late = await run_until([listing(r) for r in regions], timeout)
         clusters: list[tuple[str, Cluster]] = []
-        for region, listing in zip(regions, listings, strict=True):
-            if isinstance(listing, AckApiError):
-                reason = f"listing the clusters of {region} failed: {listing.code}: {listing.message}"
-                issues.append(ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, listing.code))
+        for index, (region, found) in enumerate(zip(regions, listings, strict=True)):
+            if index in late or found is None:
+                reason = f"listing the clusters of {region}: {NOT_LISTED_IN_TIME}"
+                issues.append(
+                    ClusterIssue.of(region, None, ClusterStatus.NOT_ATTEMPTED, reason, DEADLINE_CODE)
+                )
                 continue
-            if isinstance(listing, BaseException):
-                raise listing
-            for cluster in listing.value:
+            if isinstance(found, AckApiError):
+                reason = f"listing the clusters of {region} failed: {found.code}: {found.message}"
+                issues.append(ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, found.code))
+                continue
+            for cluster in found.value:
                 # Regions outside the configured list are never touched, whatever the API returns.
                 if not cluster.region_id or cluster.region_id == region:
                     clusters.append((region, cluster))
@@ -215,8 +236,8 @@ class Engine:
 
         if why := cluster_unreachable_reason(cluster):
             return issue(ClusterStatus.SKIPPED, why)
-        if deadline.near():
-            return issue(ClusterStatus.NOT_ATTEMPTED, "the invocation deadline was near")
+        if deadline.listing_over():
+            return issue(ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
         try:
             listing = await self.inventory.states(
                 region, cluster.cluster_id, self.inventory.shared_since(started)
@@ -244,6 +265,7 @@ class _Prepared:
     dry_run: bool
     issues: list[ClusterIssue] = field(default_factory=list)
     scanned: int = 0
+    clusters_total: int = 0
     plan: Plan = field(default_factory=Plan)
     conflict: str | None = None
 

@@ -7,16 +7,15 @@ that is ``deferred`` (the daily summary or a later event retries), not a failure
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 
 from .client import AckClient
+from .deadline import Deadline, run_until
 from .errors import AckApiError
 from .inventory import Inventory
 from .logs import log_action, redact
 from .plan import Candidate, Revocation, action_for
-from .results import Action, ActionStatus
+from .results import DEADLINE_CODE, Action, ActionStatus
 
 log = logging.getLogger("kubeconfig_guard.executor")
 
@@ -118,29 +117,37 @@ async def execute(
     inventory: Inventory | None,
     revocations: list[Revocation],
     *,
-    out_of_time: Callable[[], bool],
+    deadline: Deadline,
     retry_by: str,
     context: dict[str, object] | None = None,
 ) -> list[Action]:
     """Revoke every candidate concurrently (the client enforces the concurrency cap).
 
     ``retry_by`` says who runs a transiently failed revocation again (Function Compute's
-    async retry for an event, the next run for the daily summary).
+    async retry for an event, the next run for the daily summary). At the deadline, a Clean
+    still waiting or in flight is cancelled and reported ``failed`` (``DeadlineReached``): its
+    retry lists the cluster afresh, so a Clean that did land costs one listing to confirm.
     """
 
-    async def revoke(revocation: Revocation) -> Action:
-        candidate, force = revocation.candidate, revocation.force
-        if out_of_time():
-            action = action_for(
-                candidate,
-                ActionStatus.FAILED,
-                f"not attempted: the invocation deadline was near; retried by {retry_by}",
-                force=force,
-                error_code="DeadlineNear",
-            )
-        else:
-            action = await _clean(client, inventory, candidate, force, retry_by)
-        log_action(log, action, context)
-        return action
+    def late(revocation: Revocation, reason: str) -> Action:
+        return action_for(
+            revocation.candidate,
+            ActionStatus.FAILED,
+            f"{reason}; retried by {retry_by}",
+            force=revocation.force,
+            error_code=DEADLINE_CODE,
+        )
 
-    return list(await asyncio.gather(*(revoke(r) for r in revocations)))
+    async def revoke(revocation: Revocation) -> Action:
+        if deadline.near():
+            return late(revocation, "not attempted: the invocation deadline was near")
+        return await _clean(client, inventory, revocation.candidate, revocation.force, retry_by)
+
+    done, _ = await run_until([revoke(r) for r in revocations], deadline.remaining())
+    actions = [
+        action or late(r, "no answer before the invocation's deadline (the Clean may have landed)")
+        for r, action in zip(revocations, done, strict=True)
+    ]
+    for action in actions:
+        log_action(log, action, context)
+    return actions

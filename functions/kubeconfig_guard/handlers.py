@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field
 from . import logs
 from .admission import Guard, admit, guarded_account
 from .credentials import from_fc_context
-from .engine import Deadline
+from .deadline import Deadline
 from .errors import RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
-from .results import REGION_NOT_WATCHED, BatchResult, Outcome, RevocationResult
+from .results import DEADLINE_CODE, REGION_NOT_WATCHED, BatchResult, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class SummaryResult(BaseModel):
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
     stored: list[str] = Field(default_factory=list)
     storage_error: str | None = None
+    delivery_error: str | None = None
     duration_ms: int = 0
 
 
@@ -63,11 +64,31 @@ class SummaryOutcome:
     report_json: str = ""
 
 
-def deadline_of(context: Any, runtime: Runtime, started: float) -> Deadline:
+def function_timeout(context: Any) -> float | None:
+    """The function's timeout in seconds, from Function Compute's context (``context.function.timeout``)."""
     timeout = getattr(getattr(context, "function", None), "timeout", None)
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-        return Deadline(started + float(timeout) - runtime.settings.deadline_margin_seconds)
-    return Deadline()
+        return float(timeout)
+    return None
+
+
+def deadline_of(context: Any, runtime: Runtime, started: float, *, reserve: float = 0.0) -> Deadline:
+    """Stop ``KCGUARD_DEADLINE_MARGIN_SECONDS`` (+ ``reserve``) before Function Compute would kill us."""
+    timeout = function_timeout(context)
+    if timeout is None:
+        return Deadline()
+    return Deadline.after(started, timeout - runtime.settings.deadline_margin_seconds - reserve)
+
+
+# The engine stops its own work at the deadline; this is the last resort if something still hangs.
+BACKSTOP_GRACE_SECONDS = 2.0
+# The summary keeps this share of its time (at most a minute) to render, store and deliver.
+SUMMARY_DELIVERY_SHARE, SUMMARY_DELIVERY_MAX_SECONDS = 0.15, 60.0
+
+
+def backstop(deadline: Deadline) -> float | None:
+    remaining = deadline.remaining()
+    return None if remaining is None else remaining + BACKSTOP_GRACE_SECONDS
 
 
 def ignored_result(item: Ignored, mode: str) -> RevocationResult:
@@ -101,7 +122,8 @@ def handle_event(
             revoked = runtime.run(
                 runtime.engine.revoke_all(
                     requests, deadline=deadline, received_at=started, account_id=guard.account_id
-                )
+                ),
+                backstop(deadline),
             )
         except Exception as exc:  # never a traceback to FC: report and retry
             logs.log_fields(log, "revocation crashed", logging.ERROR, error=type(exc).__name__)
@@ -144,7 +166,11 @@ def _crashed_result(request: RevocationRequest, exc: Exception, mode: str) -> Re
         event_name=request.event_name,
         kind=request.kind,
         outcome=Outcome.PARTIAL,
-        reason=f"internal error {type(exc).__name__}: retried by Function Compute",
+        reason=(
+            "the invocation's deadline came before the work finished: retried by Function Compute"
+            if isinstance(exc, TimeoutError)
+            else f"internal error {type(exc).__name__}: retried by Function Compute"
+        ),
         mode=mode,
         principal=request.principal,
     )
@@ -160,6 +186,9 @@ def _log_result(result: RevocationResult) -> None:
         reason=result.reason,
         mode=result.mode,
         counts=result.counts,
+        clusters_scanned=result.clusters_scanned,
+        clusters_total=result.clusters_total,
+        clusters_not_done=[f"{c.cluster_id}: {c.status.value}" for c in result.clusters][:50],
         duration_ms=result.duration_ms,
     )
 
@@ -201,12 +230,15 @@ def handle_summary(
         return SummaryOutcome(
             result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode.value)
         )
+    timeout = function_timeout(context)
+    reserve = min(SUMMARY_DELIVERY_SHARE * timeout, SUMMARY_DELIVERY_MAX_SECONDS) if timeout else 0.0
+    final = deadline_of(context, runtime, started)
     report = runtime.run(
         run_summary(
             runtime.engine,
             options,
             now=now,
-            deadline=deadline_of(context, runtime, started),
+            deadline=deadline_of(context, runtime, started, reserve=reserve),
             progress=progress,
             account_id=guarded_account(settings, context),
         )
@@ -226,13 +258,18 @@ def handle_summary(
         )
     except Exception as exc:  # a storage failure must not lose the report: it still goes to the channels
         storage_error = logs.redact(f"{type(exc).__name__}: {exc}")[:300]
-    deliveries = runtime.run(deliver_all(report, settings))
+    deliveries: list[Delivery] = []
+    delivery_error: str | None = None
+    try:
+        deliveries = runtime.run(deliver_all(report, settings), final.remaining())
+    except TimeoutError:
+        delivery_error = "delivering the digest did not finish before the invocation's deadline"
     rec = report.reconciliation
     failed = bool(rec and rec.counts.get("failed"))
-    outcome = Outcome.PARTIAL if failed or any(not d.ok for d in deliveries) or storage_error else Outcome.OK
+    problems = failed or any(not d.ok for d in deliveries) or storage_error or delivery_error
     result = SummaryResult(
-        outcome=outcome,
-        reason=_summary_reason(report, deliveries, storage_error),
+        outcome=Outcome.PARTIAL if problems else Outcome.OK,
+        reason=_summary_reason(report, deliveries, storage_error, delivery_error),
         mode=report.mode,
         kubeconfigs=report.kubeconfigs,
         clusters_scanned=report.clusters_scanned,
@@ -243,13 +280,16 @@ def handle_summary(
         deliveries=[d.model_dump(mode="json") for d in deliveries],
         stored=stored,
         storage_error=storage_error,
+        delivery_error=delivery_error,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     logs.log_fields(log, "summary done", **result.model_dump(mode="json"))
     return SummaryOutcome(result=result, report=report, markdown=digest, html=html, report_json=report_json)
 
 
-def _summary_reason(report: Report, deliveries: list[Delivery], storage_error: str | None) -> str:
+def _summary_reason(
+    report: Report, deliveries: list[Delivery], storage_error: str | None, delivery_error: str | None
+) -> str:
     t = report.totals
     parts = [
         f"{t.get('orphaned', 0)} orphaned, {t.get('root', 0)} root, {t.get('expiring', 0)} expiring "
@@ -261,6 +301,10 @@ def _summary_reason(report: Report, deliveries: list[Delivery], storage_error: s
         parts.append(f"delivery failed: {', '.join(failed)}")
     if storage_error:
         parts.append("storing the report failed")
+    if delivery_error:
+        parts.append(delivery_error)
+    if late := sum(1 for c in report.skipped_clusters if c.error_code == DEADLINE_CODE):
+        parts.append(f"{late} clusters not scanned before the deadline")
     return "; ".join(parts)
 
 

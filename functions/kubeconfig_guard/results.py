@@ -36,6 +36,8 @@ class ClusterStatus(str, Enum):
     NOT_ATTEMPTED = "not-attempted"  # the invocation deadline came first
 
 
+# The error code of work the invocation's deadline stopped (not attempted, or no answer in time).
+DEADLINE_CODE = "DeadlineReached"
 # The error code of a region a summary's options asked for but KCGUARD_REGIONS does not watch.
 REGION_NOT_WATCHED = "RegionNotWatched"
 
@@ -100,6 +102,7 @@ class RevocationResult(BaseModel):
         default_factory=list, description="Clusters skipped, failed or not attempted."
     )
     clusters_scanned: int = 0
+    clusters_total: int = Field(0, description="Clusters of the watched regions this attempt knew of.")
     counts: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0
 

@@ -7,13 +7,22 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from ..engine import Deadline, Engine, safety_policy
+from ..deadline import Deadline, run_until
+from ..engine import NOT_LISTED_IN_TIME, Engine, safety_policy
 from ..errors import AckApiError
 from ..executor import execute, log_decisions
 from ..models import AccountState, Cluster, KubeconfigState, cluster_unreachable_reason
 from ..plan import Candidate, group_candidates, plan_revocations
 from ..principal import EventKind
-from ..results import REGION_NOT_WATCHED, ActionStatus, ClusterIssue, ClusterStatus, Outcome, count_actions
+from ..results import (
+    DEADLINE_CODE,
+    REGION_NOT_WATCHED,
+    ActionStatus,
+    ClusterIssue,
+    ClusterStatus,
+    Outcome,
+    count_actions,
+)
 from ..settings import Mode
 from .options import SummaryOptions
 from .report import Reconciliation, Report, ReportBuilder
@@ -59,7 +68,7 @@ async def run_summary(
     ]
     orphans: list[tuple[Candidate, EventKind]] = []
 
-    clusters = await engine.watched_clusters(regions, time.monotonic(), issues)
+    clusters = await engine.watched_clusters(regions, time.monotonic(), issues, deadline)
 
     total, done = len(clusters), 0
     slots = asyncio.Semaphore(settings.max_concurrency)
@@ -76,8 +85,8 @@ async def run_summary(
                 issue(region, cluster, ClusterStatus.SKIPPED, why)
                 return
             async with slots:
-                if deadline.near():
-                    issue(region, cluster, ClusterStatus.NOT_ATTEMPTED, "the invocation deadline was near")
+                if deadline.listing_over():
+                    issue(region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
                     return
                 try:
                     states = await engine.client.list_kubeconfig_states(region, cluster.cluster_id)
@@ -100,7 +109,11 @@ async def run_summary(
             if progress is not None:
                 progress(done, total)
 
-    await asyncio.gather(*(scan(region, cluster) for region, cluster in clusters))
+    _, late = await run_until(
+        [scan(region, cluster) for region, cluster in clusters], deadline.remaining(listing=True)
+    )
+    for index in late:
+        issue(*clusters[index], ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
 
     remediate = options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked)
     reconciliation = Reconciliation(
@@ -122,7 +135,7 @@ async def run_summary(
             engine.client,
             None,
             plan.to_revoke,
-            out_of_time=deadline.near,
+            deadline=deadline,
             retry_by="the next daily summary",
             context={"event_name": "DailySummary"},
         )
