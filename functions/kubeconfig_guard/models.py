@@ -3,6 +3,11 @@
 Enum fields are *open*: a value the API docs don't list parses into a member
 named ``UNKNOWN`` that keeps the raw value, so a new ACK value never crashes a
 listing; decisions treat it as unknown (never as a match).
+
+The client validates answers with ``model_validate_json`` straight from the response
+bytes. Only the fields declared here are read; anything else in an answer is skipped
+(``extra="ignore"``), so a listing of tens of thousands of states builds no more than
+the code uses (the display name, free text that decides nothing, is not kept).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class CertState(OpenEnum):
 
 
 class _ApiModel(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
 # --- DescribeClustersV1 (GET /api/v1/clusters) -------------------------------------------
@@ -99,7 +104,6 @@ class DescribeClustersV1Response(_ApiModel):
 class KubeconfigState(_ApiModel):
     account_id: str = ""
     account_name: str = ""
-    account_display_name: str = ""
     account_type: AccountType | None = None
     account_state: AccountState | None = None
     cert_expire_time: str | None = None

@@ -7,20 +7,28 @@ Canonical request::
 The canonical URI is the request path exactly as sent (segments RFC 3986-encoded);
 query keys and values are RFC 3986-encoded and sorted; headers are lower-cased,
 trimmed and sorted. The fake ACK verifies with the same functions.
+
+Every request is signed, so repeated work is cached: the encoding of a value (cluster
+ids, uids, page numbers repeat), the canonical query of a query (pages repeat), the
+date of the current second, and the HMAC key schedule of the current secret (its
+inner and outer pads, copied for each signature instead of derived again).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import quote
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_PAYLOAD_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding: everything but unreserved characters (``A-Za-z0-9-_.~``)."""
     return quote(value, safe="~", encoding="utf-8")
@@ -32,7 +40,12 @@ def encode_path(template: str, **params: str) -> str:
 
 
 def canonical_query(query: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
-    items = query.items() if isinstance(query, Mapping) else query
+    items = tuple(query.items() if isinstance(query, Mapping) else query)
+    return _canonical_query(items)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_query(items: tuple[tuple[str, str], ...]) -> str:
     encoded = sorted((percent_encode(k), percent_encode(v)) for k, v in items)
     return "&".join(f"{k}={v}" for k, v in encoded)
 
@@ -59,8 +72,28 @@ def string_to_sign(
     return f"{ALGORITHM}\n{hashlib.sha256(request.encode('utf-8')).hexdigest()}", signed
 
 
+class _KeyCache:
+    """The HMAC-SHA256 state keyed with the latest secret (one entry: credentials rotate rarely)."""
+
+    def __init__(self) -> None:
+        self._secret: str | None = None
+        self._keyed: hmac.HMAC | None = None
+
+    def mac(self, secret: str) -> hmac.HMAC:
+        keyed = self._keyed
+        if keyed is None or secret != self._secret:
+            keyed = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+            self._secret, self._keyed = secret, keyed
+        return keyed.copy()
+
+
+_keys = _KeyCache()
+
+
 def signature(secret: str, to_sign: str) -> str:
-    return hmac.new(secret.encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    mac = _keys.mac(secret)
+    mac.update(to_sign.encode("utf-8"))
+    return mac.hexdigest()
 
 
 def signed_header_names(headers: Mapping[str, str]) -> list[str]:
@@ -85,8 +118,20 @@ def authorization(
     return f"{ALGORITHM} Credential={access_key_id},SignedHeaders={signed},Signature={signature(access_key_secret, to_sign)}"
 
 
+_date_cache: tuple[int, str] = (-1, "")
+
+
 def acs_date(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``x-acs-date``: UTC, to the second (the string is made once per second)."""
+    global _date_cache
+    if now is not None:
+        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time())
+    cached_second, text = _date_cache
+    if second != cached_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _date_cache = (second, text)
+    return text
 
 
 def parse_authorization(value: str) -> dict[str, str] | None:
