@@ -457,6 +457,7 @@ class AckClient:
                 answer = await self._httpx.send(op.method, origin, target, headers)
         except httpwire.TransportError as exc:
             self.stats.transport_errors += 1
+            self.rate_limiter.on_failure()  # a reset or a timeout: retried, never lowers the rate
             raise AckApiError(
                 status=0,
                 code="Transport.Timeout" if exc.timeout else "Transport.Error",
@@ -487,8 +488,10 @@ class AckClient:
         if error.throttled:
             self.stats.throttled += 1
             self.rate_limiter.on_throttled()
-        elif error.status >= 500:
-            self.stats.server_errors += 1
+        else:  # a 5xx or another error the API served: it never lowers the rate
+            if error.status >= 500:
+                self.stats.server_errors += 1
+            self.rate_limiter.on_failure()
         raise error
 
 

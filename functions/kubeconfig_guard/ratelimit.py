@@ -1,20 +1,122 @@
-"""A client-side request-rate limiter that adapts to the throttling it sees.
+"""A client-side request-rate limiter that tells congestion from failure.
 
 Requests are spaced at ``1/rate``. The rate starts low and grows fast (slow start)
-until the first throttled answer or the ceiling. When the API throttles, the rate
-drops by at least 30 %, to a little under the rate the API actually accepted over
-the last couple of seconds (at most once per ``cooldown``: answers already in flight
-say nothing new); every success adds a little back (additive increase, at least
-5 % a second), so the client settles just under an undisclosed limit instead of
-hammering it. A request whose slot was booked before a decrease books again.
+until throttling or the ceiling, then grows additively (at least 5 % a second), so the
+client settles just under an undisclosed limit instead of hammering it.
+
+The client reports every answer: a success, a throttled answer (HTTP 429 /
+``Throttling.*``) or a failure (5xx, reset, timeout, any other error). **Only throttled
+answers lower the rate.** Failures are retried with back-off by the client and never
+move it; they count as accepted: the *accepted rate* is every answer that was not
+throttled, per second, over the last ``window`` (since the last change of regime).
+
+**A cut is an experiment.** A throttled answer cuts the rate by at least 20 %, to 0.9x
+the accepted rate (once per ``cooldown``: answers already in flight say nothing new).
+The cut starts a *probe* that asks: did lowering the rate lower the throttled share?
+While it runs (``probe_seconds``, at least 20 answers) throttled answers do not cut
+again (they are its data) and the rate grows back only to 0.95x the accepted rate.
+
+- *Congestion* (the API's token bucket, or a quota other tools share at a steady pace)
+  throttles the accepted rate, so a cut under it ends the throttling: the probe sees
+  (next to) none, the cut stands, and AIMD settles just under the limit.
+- Throttling that *does not depend on the rate* (other tools exhausting the account's
+  quota at random moments, a fixed share of 429s) goes on after the cut. When the probes
+  of a series of cuts see at least 3 throttled answers and a share not significantly
+  lower than before the cut (a two-proportion z-test), that share is the API's
+  *background*: the rate goes back to where it was before the series (slow start too)
+  and the share is remembered. From then on a throttled answer cuts only when the
+  recent share exceeds the background by two standard errors plus 1 %, so the client
+  keeps the share the API grants instead of sinking to ``min_rps``; congestion on top
+  of the background is still found (the share rises above it) and cut.
+
+The share before a cut out of slow start mixes many rates, so throttling that goes on
+after it is compared at a second, lower rate before it may be called background (or,
+with a background already known, compared with it). A probe whose share is clearly
+higher than before, or mostly throttled, cuts again at once (the cut was not deep
+enough). A probe that sees significantly less than the background lowers it; more
+than half of the answers throttled is congestion whatever the probes say.
+``decreases``, ``restores`` and ``background`` say what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+SHARE_SAMPLES = 50  # the throttled share is measured over at least this many answers
+MIN_THROTTLED = 3  # throttled answers after cuts that say throttling went on
+PROBE_MIN_ANSWERS = 20  # answers a probe needs before it may end
+PROBE_MAX_ANSWERS = 200  # a probe ends after this many answers, whatever its duration
+MAX_CUT = 0.8  # a cut lowers the rate by at least 20 %
+CUT_TO_ACCEPTED = 0.9  # ... to this share of the accepted rate
+PROBE_CEILING = 0.95  # during a probe the rate grows back to this share of the accepted rate
+MAX_BACKGROUND = 0.5  # a larger share is congestion, whatever the probes say
+KNOWN = 1_000_000  # the sample size of a share taken as known in a z-test
+BACKGROUND_ANSWERS = 500  # the background is a mean over at most this many answers (it may move)
+MOSTLY_THROTTLED = 2 / 3  # a probe seeing this share cuts again at once
+
+Verdict = Literal["again", "background", "helped"]
+
+
+def _z(share_a: float, n_a: int, share_b: float, n_b: int) -> float:
+    """How many standard errors share a is above share b (a two-proportion z-test)."""
+    if not n_a or not n_b:
+        return 0.0
+    pooled = (share_a * n_a + share_b * n_b) / (n_a + n_b)
+    error = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
+    if error == 0.0:
+        return 0.0 if share_a == share_b else math.copysign(math.inf, share_a - share_b)
+    return (share_a - share_b) / error
+
+
+@dataclass
+class _Probe:
+    """The experiment following a cut: the answers that arrived after it."""
+
+    start: float  # answers from here on were sent at the lowered rate
+    end: float  # it ends here with enough answers (PROBE_MIN_ANSWERS) ...
+    deadline: float  # ... and here in any case
+    share_before: float  # the throttled share before the cut
+    answers_before: int  # ... measured on this many answers
+    ceiling: float  # the rate may grow back to this during the probe
+    confirm: bool  # the share before is not to be trusted: throttling that goes on cuts again
+    answers: int = 0
+    throttled: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.throttled / self.answers if self.answers else 0.0
+
+    def verdict(self, now: float, pooled: tuple[int, int], background: float) -> Verdict | None:
+        """``pooled``: (answers, throttled) of the series' earlier probes that saw next to no
+        throttling; ``background``: the share already known not to depend on the rate."""
+        n, t = self.answers, self.throttled
+        if (t >= 5 and self.share > MOSTLY_THROTTLED) or (
+            n >= PROBE_MIN_ANSWERS and _z(self.share, n, self.share_before, self.answers_before) > 3.0
+        ):
+            return "again"  # mostly throttled, or clearly more than before: not deep enough
+        done = n >= PROBE_MAX_ANSWERS or (now >= self.end and n >= PROBE_MIN_ANSWERS) or now >= self.deadline
+        if self.confirm:
+            # The share before mixed many rates: throttling that goes on is compared at a
+            # second, lower rate with the share seen at this one.
+            if t >= MIN_THROTTLED and n >= PROBE_MIN_ANSWERS:
+                if background > 0.0 and _z(self.share, n, background, KNOWN) <= 2.0:
+                    # Down to the known background: the cut helped if the share before was
+                    # far above it (congestion); else it was the background's own noise.
+                    far = _z(self.share_before, self.answers_before, background, KNOWN) > 4.0
+                    return "helped" if far else "background"
+                return "again"
+            return "helped" if done else None
+        answers, throttled = n + pooled[0], t + pooled[1]
+        fell = _z(self.share_before, self.answers_before, throttled / answers, answers) > 2.0
+        if throttled >= MIN_THROTTLED and not fell and (n >= 2 * PROBE_MIN_ANSWERS or done):
+            return "background"
+        return "helped" if done else None
 
 
 class AdaptiveRateLimiter:
@@ -26,6 +128,8 @@ class AdaptiveRateLimiter:
         increase_per_second: float = 1.0,
         window_seconds: float = 2.0,
         cooldown_seconds: float = 0.3,
+        probe_seconds: float = 3.0,
+        series_seconds: float = 10.0,
         slow_start_rps: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -39,49 +143,169 @@ class AdaptiveRateLimiter:
         self._increase = increase_per_second
         self._window = window_seconds
         self._cooldown = cooldown_seconds
+        self._probe_seconds = probe_seconds
+        self._series_seconds = series_seconds
         self._clock = clock
         self._next_slot = 0.0
-        self._successes: deque[float] = deque()
+        self._answers: deque[tuple[float, bool]] = deque()  # (time, throttled): the window
+        self._probe: _Probe | None = None
         self._last_decrease = -1e9
+        self._last_change = -1e9  # the last cut or restore: the accepted rate is measured since
+        # A series: cuts and probe verdicts less than `series_seconds` apart. A background
+        # verdict restores the state from before its first cut.
+        self._series_last = -1e9
+        self._before_series = (self.rate, self.slow_start)
+        self._pooled = (0, 0)  # (answers, throttled) of the series' probes whose cut helped
+        self.background = 0.0  # the throttled share found not to depend on the rate
+        self._background_answers = 0  # ... measured on this many answers
         self.decreases = 0
+        self.restores = 0  # series of cuts undone: throttling that did not fall with the rate
+
+    # --- pacing ---------------------------------------------------------------------
+
+    def reserve(self) -> float:
+        """Book the next request slot; the seconds to wait for it (0: now)."""
+        now = self._clock()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate
+        return slot - now
 
     async def acquire(self) -> None:
         """Wait for this request's slot; a slot booked before a decrease is booked again."""
         while True:
-            now = self._clock()
             generation = self.decreases
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.rate
-            if slot <= now:
+            delay = self.reserve()
+            if delay <= 0:
                 return
-            await asyncio.sleep(slot - now)
+            await asyncio.sleep(delay)
             if self.decreases == generation:
                 return
 
+    # --- feedback -------------------------------------------------------------------
+
     def on_success(self) -> None:
-        now = self._clock()
-        self._successes.append(now)
-        while self._successes and self._successes[0] < now - self._window:
-            self._successes.popleft()
+        """A successful answer: the rate may grow."""
+        if self._record(self._clock(), throttled=False):
+            return
         if self.slow_start:
             self.rate = min(self.max_rps, self.rate + 20.0)
             self.slow_start = self.rate < self.max_rps
             return
         # Additive increase: about `increase_per_second` requests/s (at least 5 %) more per second.
         step = max(self._increase, 0.05 * self.rate)
-        self.rate = min(self.max_rps, self.rate + step / max(self.rate, 1.0))
+        ceiling = self.max_rps if self._probe is None else self._probe.ceiling
+        if self.rate < ceiling:
+            self.rate = min(ceiling, self.rate + step / max(self.rate, 1.0))
+
+    def on_failure(self) -> None:
+        """An answer that failed for another reason than throttling (5xx, reset, timeout, any
+        other error): the API was sent it, so it counts as accepted; it never lowers the rate."""
+        self._record(self._clock(), throttled=False)
 
     def on_throttled(self) -> None:
+        """A throttled answer: the rate is cut when this is congestion the client causes."""
         now = self._clock()
+        if self._record(now, throttled=True) or self._probe is not None:
+            return  # a verdict was just acted on, or a probe is collecting its data
         if now - self._last_decrease < self._cooldown:
             return  # one decrease per burst of throttled answers already in flight
-        self._last_decrease = now
-        self.decreases += 1
+        if self.slow_start and sum(t for _, t in self._answers) < 2:
+            return  # a lone throttled answer in slow start: wait for a second one
+        if self.background > 0.0:
+            n, share = self._share()
+            b = self.background
+            margin = 2.0 * math.sqrt(b * (1.0 - b) * (1.0 / n + 1.0 / self._background_answers)) + 0.01
+            if share <= b + margin:
+                return  # no more throttling than the background the API always shows
+        self._decrease(now)
+
+    # --- internals ------------------------------------------------------------------
+
+    def _record(self, now: float, *, throttled: bool) -> bool:
+        """Record one answer and act on the probe's verdict; True if the rate was set."""
+        answers = self._answers
+        answers.append((now, throttled))
+        while len(answers) > SHARE_SAMPLES and answers[0][0] < now - self._window:
+            answers.popleft()
+        probe = self._probe
+        if probe is None or now < probe.start:
+            return False
+        probe.answers += 1
+        probe.throttled += throttled
+        verdict = probe.verdict(now, self._pooled, self.background)
+        if verdict is None:
+            return False
+        self._probe = None
+        self._series_last = now
+        if verdict == "again":
+            self._decrease(now, before=(probe.share, probe.answers), again=True)
+            return True
+        if verdict == "helped":
+            if probe.throttled >= MIN_THROTTLED:
+                # The share fell significantly, to some throttling: a series of cuts ends here.
+                self._series_last = -1e9
+            else:  # none or next to none: maybe a background too small to see yet
+                n, t = self._pooled
+                self._pooled = (n + probe.answers, t + probe.throttled)
+            if _z(self.background, self._background_answers, probe.share, probe.answers) > 2.0:
+                # Significantly less than the background: it went down (or away).
+                self.background, self._background_answers = probe.share, probe.answers
+            return False
+        # Background: a weighted mean with what was known, and the rate from before the series.
+        n, t = self._pooled
+        n, t = n + probe.answers, t + probe.throttled
+        known = self._background_answers if self.background else 0
+        share = (self.background * known + t) / (known + n)
+        self.background = min(share, MAX_BACKGROUND)
+        self._background_answers = min(known + n, BACKGROUND_ANSWERS)
+        self.restores += 1
+        self._pooled = (0, 0)
+        self._last_change = now
+        rate, slow_start = self._before_series
+        if rate > self.rate:
+            self.rate = rate
+            self.slow_start = slow_start and rate < self.max_rps
+        return True
+
+    def _share(self) -> tuple[int, float]:
+        """(answers, throttled share) over the window (at least the last few answers)."""
+        n = len(self._answers)
+        return n, (sum(t for _, t in self._answers) / n if n else 0.0)
+
+    def _accepted_rate(self, now: float) -> float:
+        """Answers that were not throttled per second over the window, since the last cut or
+        restore (0: too few to tell)."""
+        since = max(now - self._window, self._last_change)
+        recent = [t for t, throttled in self._answers if t >= since and not throttled]
+        if len(recent) < 4:
+            return 0.0
+        return len(recent) / max(now - recent[0], 0.25)
+
+    def _decrease(self, now: float, *, before: tuple[float, int] | None = None, again: bool = False) -> None:
+        """Cut the rate and start a probe; ``before``: the (share, answers) to compare with."""
+        if now - self._series_last > self._series_seconds and not again:
+            self._before_series = (self.rate, self.slow_start)  # a new series
+            self._pooled = (0, 0)
+        self._series_last = now
+        n, share = self._share()
+        # A share measured across slow start, or on few answers, is confirmed by a second cut.
+        confirm = before is None and (self.slow_start or n < SHARE_SAMPLES)
+        share_before, answers_before = (share, n) if before is None else before
+        accepted = self._accepted_rate(now)
+        rate_before = self.rate
+        target = CUT_TO_ACCEPTED * accepted if accepted else self.rate / 2
+        self.rate = max(self.min_rps, min(self.rate * MAX_CUT, target))
         self.slow_start = False
-        recent = [t for t in self._successes if t >= now - self._window]
-        span = max(now - recent[0], 0.25) if len(recent) >= 4 else 0.0
-        accepted = len(recent) / span if span else 0.0
-        target = 0.95 * accepted if accepted else self.rate / 2
-        self.rate = max(self.min_rps, min(self.rate * 0.7, target))
+        self._last_decrease = self._last_change = now
+        self.decreases += 1
         # Restart the schedule at the new rate: the API's bucket needs a moment to refill.
         self._next_slot = now + 1.0 / self.rate
+        self._probe = _Probe(
+            start=now + self._cooldown,
+            end=now + self._cooldown + self._probe_seconds,
+            deadline=now + self._cooldown + 3 * self._probe_seconds,
+            share_before=share_before,
+            answers_before=answers_before,
+            ceiling=max(self.rate, min(rate_before, PROBE_CEILING * accepted)),
+            confirm=confirm,
+        )

@@ -31,6 +31,8 @@ class FaultSpec:
     - ``latency_seconds``: added to every request.
     - ``rate_limit_rps`` / ``burst``: a token bucket per operation; requests beyond it get
       HTTP 429 ``Throttling.User``. ``burst`` defaults to ``max(1, rate_limit_rps)``.
+    - ``throttle_rate``: share of requests answered 429 ``Throttling.User`` whatever the
+      request rate (other tools exhausting the account's quota; operation not applied).
     - ``error_rate_5xx``: share of requests answered 503 ``ServiceUnavailable`` or 500
       ``InternalError`` (operation not applied).
     - ``hang_rate`` / ``hang_seconds``: share of requests never answered; the connection is
@@ -52,6 +54,7 @@ class FaultSpec:
     latency_seconds: float = 0.0
     rate_limit_rps: float | None = None
     burst: float | None = None
+    throttle_rate: float = 0.0
     error_rate_5xx: float = 0.0
     hang_rate: float = 0.0
     hang_seconds: float = 30.0
@@ -167,6 +170,9 @@ class FaultInjector:
                 if not bucket.take():
                     self.counts["throttled"] += 1
                     return replace(base, throttled=True)
+            if spec.throttle_rate and self._random.random() < spec.throttle_rate:
+                self.counts["throttled"] += 1
+                return replace(base, throttled=True)
             # One draw per kind, always in the same order: reproducible for a seed.
             draws = [self._random.random() for _ in range(4)]
             if draws[0] < spec.error_rate_5xx:

@@ -1,0 +1,257 @@
+"""The adaptive rate limiter: congestion lowers the rate, failures and rate-independent throttling do not.
+
+The controller is driven by a deterministic simulation with an injected clock: a client
+with an endless backlog sends at the limiter's pace (at most ``concurrency`` requests in
+flight), an API answers after ``latency`` seconds, throttling with a token bucket and/or a
+fixed share of 429s, and failing a share of requests with 5xx. One test runs the real
+client against the fake ACK with the same faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from conftest import cluster, kc, settings, world
+from kubeconfig_guard.client import AckClient
+from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
+from kubeconfig_guard.errors import AckApiError
+from kubeconfig_guard.fake import FakeAck, FakeAckTransport, FaultSpec
+from kubeconfig_guard.ratelimit import AdaptiveRateLimiter
+
+
+@dataclass
+class Api:
+    """What the simulated API does with a request sent at time ``t``."""
+
+    limit_rps: float | None = None  # a token bucket (the API's undisclosed limit)
+    burst: float = 5.0
+    throttle_share: float = 0.0  # 429s whatever the rate (others exhausting the quota)
+    failure_share: float = 0.0  # 5xx, resets, lost answers
+    seed: int = 1
+    tokens: float = field(init=False, default=0.0)
+    updated: float = field(init=False, default=0.0)
+    random: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.random = random.Random(self.seed)
+
+    def answer(self, t: float) -> str:
+        if self.limit_rps is not None:
+            self.tokens = min(self.burst, self.tokens + (t - self.updated) * self.limit_rps)
+            self.updated = t
+            if self.tokens < 1.0:
+                return "throttled"
+            self.tokens -= 1.0
+        if self.random.random() < self.throttle_share:
+            return "throttled"
+        if self.random.random() < self.failure_share:
+            return "failure"
+        return "success"
+
+
+@dataclass
+class Run:
+    sent: list[float]  # send times
+    answers: dict[str, int]
+    rates: list[tuple[float, float]]  # (time, limiter rate) at every send
+
+    def sent_between(self, start: float, end: float) -> int:
+        return sum(start <= t < end for t in self.sent)
+
+    def rate_at(self, t: float) -> float:
+        return next((r for when, r in reversed(self.rates) if when <= t), self.rates[0][1])
+
+
+def simulate(
+    limiter: AdaptiveRateLimiter,
+    now: list[float],
+    api: Api,
+    seconds: float,
+    *,
+    latency: float = 0.05,
+    concurrency: int = 32,
+) -> Run:
+    """Drive ``limiter`` (whose clock reads ``now[0]``) with an endless backlog for ``seconds``."""
+    pending: list[tuple[float, int, str]] = []  # (answer time, sequence, outcome)
+    sequence = 0
+    run = Run(sent=[], answers={"success": 0, "throttled": 0, "failure": 0}, rates=[])
+
+    def deliver(until: float) -> None:
+        while pending and pending[0][0] <= until:
+            at, _, outcome = heapq.heappop(pending)
+            now[0] = max(now[0], at)
+            run.answers[outcome] += 1
+            {"success": limiter.on_success, "throttled": limiter.on_throttled, "failure": limiter.on_failure}[
+                outcome
+            ]()
+
+    while now[0] < seconds:
+        if len(pending) >= concurrency:  # the concurrency cap: wait for an answer
+            deliver(pending[0][0])
+            continue
+        generation = limiter.decreases
+        slot = now[0] + limiter.reserve()
+        deliver(slot)  # answers arriving while this request waits for its slot
+        if limiter.decreases != generation:
+            continue  # a decrease: the slot is booked again, as acquire() does
+        now[0] = slot
+        run.sent.append(slot)
+        run.rates.append((slot, limiter.rate))
+        sequence += 1
+        heapq.heappush(pending, (slot + latency, sequence, api.answer(slot)))
+    deliver(float("inf"))
+    return run
+
+
+def limiter_at(max_rps: float = 500.0, **kw: float) -> tuple[AdaptiveRateLimiter, list[float]]:
+    now = [0.0]
+    return AdaptiveRateLimiter(max_rps, clock=lambda: now[0], **kw), now
+
+
+# --- congestion vs failure ---------------------------------------------------------------
+
+
+def test_failures_never_lower_the_rate() -> None:
+    limiter, now = limiter_at(200.0)
+    for _ in range(300):
+        now[0] += 0.01
+        limiter.on_failure()  # 5xx, resets, timeouts
+    assert limiter.rate == 50.0 and limiter.decreases == 0
+    for _ in range(20):
+        now[0] += 0.01
+        limiter.on_success()
+    assert limiter.rate == 200.0  # slow start went on through the failures
+
+
+def test_a_throttled_answer_cuts_to_the_accepted_rate_counting_failures() -> None:
+    """The accepted rate counts every answer the API served, failed ones included: with a
+    third of the answers failing, the cut lands near what the API accepted (40/s), not
+    near the successes alone (~27/s)."""
+    limiter, now = limiter_at(100.0)
+    for i in range(80):  # 40 answers a second for two seconds, one in three failed
+        now[0] += 1 / 40
+        (limiter.on_failure if i % 3 == 0 else limiter.on_success)()
+    limiter.on_throttled()
+    assert 33 <= limiter.rate <= 40
+    assert limiter.decreases == 1
+
+
+def test_sustained_5xx_leave_the_rate_at_the_ceiling() -> None:
+    limiter, now = limiter_at(200.0)
+    run = simulate(limiter, now, Api(failure_share=0.35), 10.0)
+    assert run.answers["failure"] > 0.3 * len(run.sent)
+    assert limiter.decreases == 0 and limiter.rate == 200.0
+    assert run.sent_between(5, 10) >= 0.95 * 5 * 200
+
+
+def test_congestion_cut_stands_when_throttling_stops() -> None:
+    """A token bucket stops throttling once the client slows down: the decrease stands and
+    no background share is learned."""
+    limiter, now = limiter_at(500.0)
+    simulate(limiter, now, Api(limit_rps=40.0), 30.0)
+    assert limiter.background == 0.0 and limiter.restores == 0
+    assert 25 <= limiter.rate <= 50
+
+
+# --- rate-independent throttling ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_rate_independent_429s_settle_far_above_the_floor(seed: int) -> None:
+    """10 % of the answers are 429 whatever the rate (others using the quota): the limiter
+    learns that share as background and keeps its rate, instead of cutting at every
+    throttled answer down to min_rps."""
+    limiter, now = limiter_at(200.0)
+    run = simulate(limiter, now, Api(throttle_share=0.10, seed=seed), 30.0)
+    assert limiter.restores >= 1
+    assert 0.05 <= limiter.background <= 0.2
+    assert limiter.rate >= 0.75 * 200.0
+    assert run.sent_between(20, 30) >= 0.7 * 10 * 200  # throughput, not just the rate
+
+
+def test_rate_independent_429s_and_5xx_together() -> None:
+    """The issue's bad day: 10 % throttled regardless of rate and 25 % failed (5xx, lost)."""
+    limiter, now = limiter_at(200.0)
+    run = simulate(limiter, now, Api(throttle_share=0.10, failure_share=0.25, seed=7), 30.0)
+    assert limiter.rate >= 0.75 * 200.0
+    assert run.sent_between(20, 30) >= 0.7 * 10 * 200
+
+
+def test_a_limit_on_top_of_background_throttling_is_still_found() -> None:
+    """Background 429s do not make the limiter blind to a real limit: it stays near 40/s."""
+    limiter, now = limiter_at(500.0)
+    run = simulate(limiter, now, Api(limit_rps=40.0, throttle_share=0.10, seed=3), 60.0)
+    served = run.sent_between(30, 60) / 30
+    assert served <= 60  # not stuck far above the limit
+    assert limiter.background > 0.0
+    assert run.rates[-1][1] >= 20  # and not dragged to the floor either
+
+
+# --- a real token bucket: the benchmark's targets, in simulated time ---------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_token_bucket_at_an_undisclosed_40_rps_converges(seed: int) -> None:
+    limiter, now = limiter_at(500.0)
+    api = Api(limit_rps=40.0, burst=5.0, seed=seed)
+    run = simulate(limiter, now, api, 25.0)
+    sent = len(run.sent)
+    throttled = run.answers["throttled"]
+    assert throttled < 0.05 * sent
+    served = sent - throttled
+    assert served / 40.0 * 1.25 >= 25.0  # the work of 25 s at the limit within 1.25x
+    assert limiter.restores == 0 and limiter.background == 0.0
+    assert 30 <= run.sent_between(15, 25) / 10 <= 42
+
+
+def test_slow_start_overshoot_is_cut_again_until_throttling_stops() -> None:
+    """Slow start overshoots a 40/s limit; the first cut may not be deep enough and is
+    followed by another, never taken for background throttling."""
+    limiter, now = limiter_at(500.0)
+    run = simulate(limiter, now, Api(limit_rps=40.0, burst=5.0), 5.0)
+    assert limiter.restores == 0
+    assert run.sent_between(2, 5) / 3 <= 42
+    assert run.answers["throttled"] < 0.1 * len(run.sent)
+
+
+# --- the real client against the fake ----------------------------------------------------
+
+
+def test_client_keeps_its_rate_under_5xx_and_rate_independent_throttling() -> None:
+    """The real client, the fake over the in-process transport: 15 % 503/500 and 10 %
+    Throttling.User whatever the rate. After a few hundred calls the limiter is still at
+    a large part of the rate it reaches without faults."""
+    backend = FakeAck(world({"cn-hangzhou": [cluster(f"c{i}", kc(f"2{i:05d}", f"u{i}")) for i in range(40)]}))
+
+    async def calls(faults: FaultSpec | None) -> AdaptiveRateLimiter:
+        backend.faults.clear()
+        if faults is not None:
+            backend.faults.reseed(11)
+            backend.faults.set(None, faults)
+        client = AckClient(
+            settings(cs_endpoint="http://127.0.0.1:1", max_rps=400.0, max_attempts=8, max_concurrency=8),
+            StaticCredentials(from_environment_or_demo()),
+            transport=FakeAckTransport(backend),
+        )
+        async with client:
+            for _ in range(10):
+                results = await asyncio.gather(
+                    *(client.list_kubeconfig_states("cn-hangzhou", f"c{i}") for i in range(40)),
+                    return_exceptions=True,
+                )
+                failed = [r for r in results if isinstance(r, AckApiError)]
+                assert not failed, failed[:1]
+            return client.rate_limiter
+
+    clean = asyncio.run(calls(None))
+    faulty = asyncio.run(calls(FaultSpec(error_rate_5xx=0.15, throttle_rate=0.10)))
+    assert backend.faults.counts["throttled"] > 20 and backend.faults.counts["error_5xx"] > 20
+    assert faulty.restores >= 1
+    assert faulty.rate >= 0.5 * clean.rate
+    assert faulty.rate >= 100.0
