@@ -54,7 +54,9 @@ HTML report: Jinja autoescaping (``html.py``), plus ``one_line`` and ``redact`` 
     every rendered value (``html_value``).
 
 Readability: ``alice``, ``prod-cluster-01``, ``中文名``, ``dev_alice`` and ordinary
-reasons are unchanged in every dialect.
+reasons are unchanged in every dialect. One value is cut at ``MAX_CHARS`` (300) with
+``…`` in the digest and chat (a hostile 10,000-character name cannot push everything
+else out of a size-limited message); the JSON report keeps it whole.
 """
 
 from __future__ import annotations
