@@ -8,6 +8,7 @@ real payload builders of every channel; the outputs are parsed in their own dial
 from __future__ import annotations
 
 import functools
+import io
 import json
 import re
 import threading
@@ -543,3 +544,16 @@ def test_summary_over_the_fake_delivers_inert_messages(
     # The JSON report keeps the exact names (it is data, not markup).
     data = json.loads(outcome.report_json)
     assert evil_user in [e["account_name"] for e in data["orphaned"]["items"]]
+
+
+def test_rich_text_cannot_become_console_markup() -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    hostile = "[link=https://evil.example/login]Reset password[/link] [bold red]x\u202e\x1b[2J"
+    text = Text.from_markup(inert.rich_text(hostile))
+    assert not text.spans  # no style, no link: the markup is shown as text
+    assert text.plain == "[link=https://evil.example/login]Reset password[/link] [bold red]x\\u202e\\x1b[2J"
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    console.print(inert.rich_text(hostile))
+    assert "\x1b]8;" not in console.file.getvalue()  # no OSC 8 hyperlink
