@@ -35,7 +35,7 @@ from kubeconfig_guard.errors import AckApiError, RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, FaultSpec, World
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.summary.options import SummaryOptions
-from kubeconfig_guard.summary.scan import run_summary
+from kubeconfig_guard.summary.pipeline import run_summary
 from resilience_helpers import SUMMARY_NOW, delete_user, result_of
 
 LIST = "ListClusterKubeconfigStates"

@@ -16,7 +16,7 @@ from kubeconfig_guard.summary.classify import KubeconfigClass, classify
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.options import OptionsError, SummaryOptions, parse_summary_event
 from kubeconfig_guard.summary.report import Report
-from kubeconfig_guard.summary.scan import run_summary
+from kubeconfig_guard.summary.pipeline import run_summary
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 GOLDEN = Path(__file__).parent / "golden"

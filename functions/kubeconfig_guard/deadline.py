@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -62,6 +62,22 @@ class Deadline:
         """Seconds left before ``listing_at`` (``listing``) or ``at``; None when unbounded."""
         until = self.listing_at if listing else self.at
         return None if until is None else max(until - self.clock(), 0.0)
+
+
+def function_timeout(context: Any) -> float | None:
+    """The function's timeout in seconds, from Function Compute's context (``context.function.timeout``)."""
+    timeout = getattr(getattr(context, "function", None), "timeout", None)
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    return None
+
+
+def invocation_deadline(context: Any, started: float, margin: float, *, reserve: float = 0.0) -> Deadline:
+    """Stop ``margin`` (+ ``reserve``) seconds before Function Compute would kill the invocation."""
+    timeout = function_timeout(context)
+    if timeout is None:
+        return Deadline()
+    return Deadline.after(started, timeout - margin - reserve)
 
 
 async def run_until(work: Sequence[Awaitable[T]], timeout: float | None) -> tuple[list[T | None], list[int]]:

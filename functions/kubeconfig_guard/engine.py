@@ -32,6 +32,7 @@ from .plan import (
     matches,
 )
 from .principal import Principal
+from .redaction import redact
 from .results import (
     DEADLINE_CODE,
     ActionStatus,
@@ -64,7 +65,12 @@ def safety_policy(
 
 
 class Engine:
-    """The shared core of both functions: one client, one inventory, one settings object."""
+    """The shared core of both functions: one client, one settings object, the safety rules.
+
+    The event path shares listings between invocations through the ``Inventory``; the daily
+    summary streams every listing into its report instead (keeping them would cost memory
+    for nothing: it runs alone, once a day).
+    """
 
     def __init__(
         self, settings: Settings, client: AckClient, *, caller_uids: frozenset[str] = frozenset()
@@ -248,12 +254,18 @@ class Engine:
                 listing = await self.inventory.states(region, cluster.cluster_id, started, coalesce=True)
                 matched = [s for s in listing.value if matches(principal, s)]
         except AckApiError as error:
-            if error.not_found:
-                return issue(ClusterStatus.SKIPPED, "the cluster no longer exists", error.code)
-            return issue(
-                ClusterStatus.FAILED, f"listing kubeconfigs failed: {error.code}: {error.message}", error.code
-            )
+            return listing_issue(region, cluster, error)
         return group_candidates(region, cluster, matched), identity_conflict(principal, listing.value)
+
+
+def listing_issue(region: str, cluster: Cluster, error: AckApiError) -> ClusterIssue:
+    """A cluster whose kubeconfig listing failed, as both functions report it."""
+    if error.not_found:
+        return ClusterIssue.of(
+            region, cluster, ClusterStatus.SKIPPED, "the cluster no longer exists", error.code
+        )
+    reason = f"listing kubeconfigs failed: {error.code}: {redact(error.message)}"
+    return ClusterIssue.of(region, cluster, ClusterStatus.FAILED, reason, error.code)
 
 
 @dataclass

@@ -13,8 +13,9 @@ from .client import AckClient
 from .deadline import Deadline, run_until
 from .errors import AckApiError
 from .inventory import Inventory
-from .logs import log_action, redact
+from .logs import log_action
 from .plan import Candidate, Revocation, action_for
+from .redaction import redact
 from .results import DEADLINE_CODE, Action, ActionStatus
 
 log = logging.getLogger("kubeconfig_guard.executor")

@@ -121,6 +121,21 @@ class BatchResult(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0
 
+    @classmethod
+    def of(cls, results: list[RevocationResult], seconds: float) -> BatchResult:
+        """One result for a batch: counts summed, ``partial`` when any item is."""
+        counts: dict[str, int] = {}
+        for result in results:
+            for status, n in result.counts.items():
+                counts[status] = counts.get(status, 0) + n
+        partial = any(r.outcome is Outcome.PARTIAL for r in results)
+        return cls(
+            outcome=Outcome.PARTIAL if partial else Outcome.OK,
+            results=results,
+            counts=counts,
+            duration_ms=int(seconds * 1000),
+        )
+
 
 def count_actions(actions: list[Action]) -> dict[str, int]:
     counts = {status.value: 0 for status in ActionStatus}

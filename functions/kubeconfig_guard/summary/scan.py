@@ -1,169 +1,36 @@
-"""Run the daily summary: stream every cluster's kubeconfig states into a report, then reconcile."""
+"""Scan: stream every watched cluster's kubeconfig states into the report builder.
+
+Memory stays flat: each listing is classified into the builder's counters as it arrives and
+dropped; only the orphans (candidates for reconciliation) are kept. A cluster that is not
+scanned is never omitted silently: it becomes a ``ClusterIssue`` with the reason.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 
 from ..deadline import Deadline, run_until
-from ..engine import NOT_LISTED_IN_TIME, Engine, safety_policy
+from ..engine import NOT_LISTED_IN_TIME, Engine, listing_issue
 from ..errors import AckApiError
-from ..executor import execute, log_decisions
-from ..models import AccountState, Cluster, KubeconfigState, cluster_unreachable_reason
-from ..plan import Candidate, group_candidates, plan_revocations
+from ..models import Cluster, cluster_unreachable_reason
+from ..plan import Candidate, group_candidates
 from ..principal import EventKind
-from ..results import (
-    DEADLINE_CODE,
-    REGION_NOT_WATCHED,
-    ActionStatus,
-    ClusterIssue,
-    ClusterStatus,
-    Outcome,
-    count_actions,
-)
-from ..settings import Mode
-from .options import SummaryOptions
-from .report import Reconciliation, Report, ReportBuilder
+from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ClusterIssue, ClusterStatus
+from .reconcile import orphan_kind
+from .report import ReportBuilder
 
 Progress = Callable[[int, int], None]
-ACTION_URGENCY = (
-    ActionStatus.FAILED,
-    ActionStatus.DEFERRED,
-    ActionStatus.REVOKED,
-    ActionStatus.WOULD_REVOKE,
-    ActionStatus.SKIPPED,
-)
 
 
-async def run_summary(
-    engine: Engine,
-    options: SummaryOptions,
-    *,
-    now: datetime | None = None,
-    deadline: Deadline | None = None,
-    progress: Progress | None = None,
-    account_id: str | None = None,
-) -> Report:
-    """Scan, classify, reconcile. Never silently omits a cluster: skipped ones are listed with why."""
-    started = time.monotonic()
-    settings = engine.settings
-    deadline = deadline or Deadline()
-    now = now or datetime.now(timezone.utc)
-    regions, refused = scope_regions(options.regions, settings.watched_regions())
-    expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
-    dry_run = settings.dry_run or bool(options.dry_run)
-    builder = ReportBuilder(now=now, expiring_days=expiring_days, list_limit=settings.report_list_limit)
-    issues: list[ClusterIssue] = [
-        ClusterIssue.of(
-            region,
-            None,
-            ClusterStatus.SKIPPED,
-            f"region {region} was asked for but is outside KCGUARD_REGIONS: not scanned "
-            "(options can only narrow the configured scope)",
-            REGION_NOT_WATCHED,
-        )
-        for region in refused
-    ]
-    orphans: list[tuple[Candidate, EventKind]] = []
+@dataclass
+class Scan:
+    """What the scan leaves for the rest of the pipeline (the counts are in the builder)."""
 
-    clusters = await engine.watched_clusters(regions, time.monotonic(), issues, deadline)
-
-    total, done = len(clusters), 0
-    slots = asyncio.Semaphore(settings.max_concurrency)
-
-    def issue(
-        region: str, cluster: Cluster, status: ClusterStatus, reason: str, code: str | None = None
-    ) -> None:
-        issues.append(ClusterIssue.of(region, cluster, status, reason, code))
-
-    async def scan(region: str, cluster: Cluster) -> None:
-        nonlocal done
-        try:
-            if why := cluster_unreachable_reason(cluster):
-                issue(region, cluster, ClusterStatus.SKIPPED, why)
-                return
-            async with slots:
-                if deadline.listing_over():
-                    issue(region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
-                    return
-                try:
-                    states = await engine.client.list_kubeconfig_states(region, cluster.cluster_id)
-                except AckApiError as error:
-                    status = ClusterStatus.SKIPPED if error.not_found else ClusterStatus.FAILED
-                    issue(
-                        region,
-                        cluster,
-                        status,
-                        f"listing kubeconfigs failed: {error.code}: {error.message}",
-                        error.code,
-                    )
-                    return
-            for state in builder.add_cluster(region, cluster, states):
-                kind = _orphan_kind(state)
-                if kind is not None:
-                    orphans.extend((c, kind) for c in group_candidates(region, cluster, [state]))
-        finally:
-            done += 1
-            if progress is not None:
-                progress(done, total)
-
-    _, late = await run_until(
-        [scan(region, cluster) for region, cluster in clusters], deadline.remaining(listing=True)
-    )
-    for index in late:
-        issue(*clusters[index], ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
-
-    remediate = options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked)
-    reconciliation = Reconciliation(
-        enabled=remediate, mode=Mode.DRY_RUN.value if dry_run else Mode.ENFORCE.value
-    )
-    if remediate:
-        wanted = [
-            (c, k)
-            for c, k in _merge(orphans)
-            if (k is EventKind.DELETED and settings.remediate_deleted)
-            or (k is EventKind.LOCKED and settings.remediate_locked)
-        ]
-        policy = safety_policy(
-            settings, dry_run=dry_run, root_account_id=account_id, caller_uids=engine.caller_uids
-        )
-        plan = plan_revocations(wanted, policy)
-        log_decisions(plan.decided, {"event_name": "DailySummary"})
-        actions = plan.decided + await execute(
-            engine.client,
-            None,
-            plan.to_revoke,
-            deadline=deadline,
-            retry_by="the next daily summary",
-            context={"event_name": "DailySummary"},
-        )
-        urgency = {s: i for i, s in enumerate(ACTION_URGENCY)}
-        actions.sort(key=lambda a: (urgency[a.status], a.region, a.cluster_id, a.uid))
-        reconciliation.counts = count_actions(actions)
-        reconciliation.actions_total = len(actions)
-        reconciliation.truncated = len(actions) > settings.report_list_limit
-        reconciliation.actions = actions[: settings.report_list_limit]
-        if plan.limit_exceeded:
-            reconciliation.outcome = Outcome.LIMIT_EXCEEDED.value
-            reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
-        elif reconciliation.counts.get("failed"):
-            reconciliation.outcome = Outcome.PARTIAL.value
-            reconciliation.reason = "some revocations failed; the next run retries them"
-
-    issues.sort(key=lambda c: (c.region, c.cluster_id))
-    return builder.build(
-        generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        mode=reconciliation.mode,
-        regions=regions,
-        clusters_total=total,
-        clusters_scanned=len(builder.by_cluster),
-        skipped_clusters=issues,
-        reconciliation=reconciliation,
-        api=engine.client.stats.as_dict(),
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
+    issues: list[ClusterIssue] = field(default_factory=list)
+    orphans: list[tuple[Candidate, EventKind]] = field(default_factory=list)
+    clusters_total: int = 0
 
 
 def scope_regions(asked: list[str] | None, watched: list[str]) -> tuple[list[str], list[str]]:
@@ -174,23 +41,60 @@ def scope_regions(asked: list[str] | None, watched: list[str]) -> tuple[list[str
     return [r for r in asked if r in watched], [r for r in asked if r not in watched]
 
 
-def _orphan_kind(state: KubeconfigState) -> EventKind | None:
-    if state.account_state is AccountState.DELETED:
-        return EventKind.DELETED
-    if state.account_state is AccountState.INACTIVE:
-        return EventKind.LOCKED
-    return None
+def refused_region(region: str) -> ClusterIssue:
+    return ClusterIssue.of(
+        region,
+        None,
+        ClusterStatus.SKIPPED,
+        f"region {region} was asked for but is outside KCGUARD_REGIONS: not scanned "
+        "(options can only narrow the configured scope)",
+        REGION_NOT_WATCHED,
+    )
 
 
-def _merge(orphans: list[tuple[Candidate, EventKind]]) -> list[tuple[Candidate, EventKind]]:
-    """One candidate per (cluster, uid), even when a uid has several states on a cluster."""
-    merged: dict[tuple[str, str], tuple[Candidate, EventKind]] = {}
-    for candidate, kind in orphans:
-        key = (candidate.cluster.cluster_id, candidate.uid)
-        if key in merged:
-            previous, previous_kind = merged[key]
-            states = previous.states + candidate.states
-            kind = EventKind.DELETED if EventKind.DELETED in (kind, previous_kind) else kind
-            candidate = Candidate(candidate.region, candidate.cluster, candidate.uid, states)
-        merged[key] = (candidate, kind)
-    return list(merged.values())
+async def scan(
+    engine: Engine,
+    regions: list[str],
+    builder: ReportBuilder,
+    *,
+    not_before: float,
+    deadline: Deadline,
+    progress: Progress | None = None,
+) -> Scan:
+    """List every cluster of the regions (bounded by the deadline) into ``builder``."""
+    result = Scan()
+    clusters = await engine.watched_clusters(regions, not_before, result.issues, deadline)
+    result.clusters_total = len(clusters)
+    slots = asyncio.Semaphore(engine.settings.max_concurrency)
+    done = 0
+
+    async def one(region: str, cluster: Cluster) -> None:
+        nonlocal done
+        try:
+            if why := cluster_unreachable_reason(cluster):
+                result.issues.append(ClusterIssue.of(region, cluster, ClusterStatus.SKIPPED, why))
+                return
+            async with slots:
+                if deadline.listing_over():
+                    result.issues.append(late(region, cluster))
+                    return
+                try:
+                    states = await engine.client.list_kubeconfig_states(region, cluster.cluster_id)
+                except AckApiError as error:
+                    result.issues.append(listing_issue(region, cluster, error))
+                    return
+            for state in builder.add_cluster(region, cluster, states):
+                if (kind := orphan_kind(state)) is not None:
+                    result.orphans.extend((c, kind) for c in group_candidates(region, cluster, [state]))
+        finally:
+            done += 1
+            if progress is not None:
+                progress(done, len(clusters))
+
+    _, cut = await run_until([one(r, c) for r, c in clusters], deadline.remaining(listing=True))
+    result.issues += [late(*clusters[index]) for index in cut]
+    return result
+
+
+def late(region: str, cluster: Cluster) -> ClusterIssue:
+    return ClusterIssue.of(region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)

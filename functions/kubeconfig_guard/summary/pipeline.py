@@ -1,0 +1,215 @@
+"""The daily summary as a pipeline that mirrors the event path.
+
+options -> scan (``scan.py``: every listing streamed into the report builder, which classifies,
+``classify.py``/``report.py``) -> reconcile (``reconcile.py``: the orphans, with the event path's
+rules) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``) -> deliver (``notify.py``)
+-> ``SummaryResult``. The handler (``handlers.summary_handler``) only adapts Function Compute to
+``summarize``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .. import logs
+from ..admission import guarded_account
+from ..credentials import from_fc_context
+from ..deadline import Deadline, function_timeout, invocation_deadline
+from ..engine import Engine
+from ..redaction import redact
+from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ClusterIssue, Outcome
+from ..runtime import Runtime
+from .html import render_html
+from .markdown import render_markdown
+from .notify import Delivery, deliver_all
+from .options import OptionsError, SummaryOptions, parse_summary_event
+from .reconcile import reconcile
+from .report import Report, ReportBuilder
+from .scan import Progress, refused_region, scan, scope_regions
+from .storage import store_reports
+
+log = logging.getLogger("kubeconfig_guard.summary")
+
+# The summary keeps this share of its time (at most a minute) to render, store and deliver.
+DELIVERY_SHARE, DELIVERY_MAX_SECONDS = 0.15, 60.0
+
+
+class SummaryResult(BaseModel):
+    """What the summary function returns (the full report goes to the channels and OSS)."""
+
+    schema_version: int = 1
+    outcome: Outcome
+    reason: str = ""
+    mode: str
+    kubeconfigs: int = 0
+    clusters_scanned: int = 0
+    clusters_total: int = 0
+    clusters_not_scanned: int = 0
+    totals: dict[str, int] = Field(default_factory=dict)
+    reconciliation: dict[str, int] = Field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = Field(default_factory=list)
+    stored: list[str] = Field(default_factory=list)
+    storage_error: str | None = None
+    delivery_error: str | None = None
+    duration_ms: int = 0
+
+
+@dataclass
+class SummaryOutcome:
+    result: SummaryResult
+    report: Report | None = None
+    markdown: str = ""
+    html: str = ""
+    report_json: str = ""
+
+
+async def run_summary(
+    engine: Engine,
+    options: SummaryOptions,
+    *,
+    now: datetime | None = None,
+    deadline: Deadline | None = None,
+    progress: Progress | None = None,
+    account_id: str | None = None,
+) -> Report:
+    """Scan, classify, reconcile into the report. Never silently omits a cluster."""
+    started = time.monotonic()
+    settings = engine.settings
+    deadline = deadline or Deadline()
+    now = now or datetime.now(timezone.utc)
+    regions, refused = scope_regions(options.regions, settings.watched_regions())
+    expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
+    dry_run = settings.dry_run or bool(options.dry_run)
+    builder = ReportBuilder(now=now, expiring_days=expiring_days, list_limit=settings.report_list_limit)
+    scanned = await scan(
+        engine, regions, builder, not_before=time.monotonic(), deadline=deadline, progress=progress
+    )
+    reconciliation = await reconcile(
+        engine,
+        scanned.orphans,
+        enabled=options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked),
+        dry_run=dry_run,
+        deadline=deadline,
+        account_id=account_id,
+    )
+    issues: list[ClusterIssue] = [refused_region(r) for r in refused] + scanned.issues
+    issues.sort(key=lambda c: (c.region, c.cluster_id))
+    return builder.build(
+        generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        mode=reconciliation.mode,
+        regions=regions,
+        clusters_total=scanned.clusters_total,
+        clusters_scanned=len(builder.by_cluster),
+        skipped_clusters=issues,
+        reconciliation=reconciliation,
+        api=engine.client.stats.as_dict(),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+def summarize(
+    event: Any,
+    context: Any = None,
+    *,
+    runtime: Runtime,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> SummaryOutcome:
+    """Parse the options, then scan -> classify -> reconcile -> render -> store -> deliver.
+
+    Never loses the report: a storage failure still delivers, a delivery failure still returns it.
+    """
+    started = time.monotonic()
+    settings = runtime.settings
+    logs.configure(settings.log_level)
+    runtime.credentials.update(from_fc_context(context))
+    try:
+        options = parse_summary_event(event)
+    except OptionsError as exc:
+        logs.log_fields(log, "summary ignored", logging.WARNING, reason=str(exc))
+        return SummaryOutcome(
+            result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode.value)
+        )
+    timeout = function_timeout(context)
+    reserve = min(DELIVERY_SHARE * timeout, DELIVERY_MAX_SECONDS) if timeout else 0.0
+    margin = settings.deadline_margin_seconds
+    final = invocation_deadline(context, started, margin)
+    report = runtime.run(
+        run_summary(
+            runtime.engine,
+            options,
+            now=now,
+            deadline=invocation_deadline(context, started, margin, reserve=reserve),
+            progress=progress,
+            account_id=guarded_account(settings, context),
+        )
+    )
+    digest = render_markdown(report, report_url=settings.report_url)
+    html = render_html(report)
+    report_json = report.model_dump_json(indent=2)
+    stored: list[str] = []
+    storage_error: str | None = None
+    try:
+        stored = store_reports(
+            report_json,
+            html,
+            settings,
+            now=now or datetime.now(timezone.utc),
+            credentials=from_fc_context(context),
+        )
+    except Exception as exc:  # a storage failure must not lose the report: it still goes to the channels
+        storage_error = redact(f"{type(exc).__name__}: {exc}")[:300]
+    deliveries: list[Delivery] = []
+    delivery_error: str | None = None
+    try:
+        deliveries = runtime.run(deliver_all(report, settings), final.remaining())
+    except TimeoutError:
+        delivery_error = "delivering the digest did not finish before the invocation's deadline"
+    rec = report.reconciliation
+    failed = bool(rec and rec.counts.get("failed"))
+    problems = failed or any(not d.ok for d in deliveries) or storage_error or delivery_error
+    result = SummaryResult(
+        outcome=Outcome.PARTIAL if problems else Outcome.OK,
+        reason=_summary_reason(report, deliveries, storage_error, delivery_error),
+        mode=report.mode,
+        kubeconfigs=report.kubeconfigs,
+        clusters_scanned=report.clusters_scanned,
+        clusters_total=report.clusters_total,
+        clusters_not_scanned=len(report.skipped_clusters),
+        totals=report.totals,
+        reconciliation=rec.counts if rec else {},
+        deliveries=[d.model_dump(mode="json") for d in deliveries],
+        stored=stored,
+        storage_error=storage_error,
+        delivery_error=delivery_error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    logs.log_fields(log, "summary done", **result.model_dump(mode="json"))
+    return SummaryOutcome(result=result, report=report, markdown=digest, html=html, report_json=report_json)
+
+
+def _summary_reason(
+    report: Report, deliveries: list[Delivery], storage_error: str | None, delivery_error: str | None
+) -> str:
+    t = report.totals
+    parts = [
+        f"{t.get('orphaned', 0)} orphaned, {t.get('root', 0)} root, {t.get('expiring', 0)} expiring "
+        f"on {report.clusters_scanned}/{report.clusters_total} clusters"
+    ]
+    if refused := [c.region for c in report.skipped_clusters if c.error_code == REGION_NOT_WATCHED]:
+        parts.append(f"regions outside KCGUARD_REGIONS refused: {', '.join(refused)}")
+    if failed := [d.channel for d in deliveries if not d.ok]:
+        parts.append(f"delivery failed: {', '.join(failed)}")
+    if storage_error:
+        parts.append("storing the report failed")
+    if delivery_error:
+        parts.append(delivery_error)
+    if late := sum(1 for c in report.skipped_clusters if c.error_code == DEADLINE_CODE):
+        parts.append(f"{late} clusters not scanned before the deadline")
+    return "; ".join(parts)

@@ -1,0 +1,96 @@
+"""Reconcile: revoke the orphaned kubeconfigs the scan found, with exactly the event path's rules."""
+
+from __future__ import annotations
+
+from ..deadline import Deadline
+from ..engine import Engine, safety_policy
+from ..executor import execute, log_decisions
+from ..models import AccountState, KubeconfigState
+from ..plan import Candidate, plan_revocations
+from ..principal import EventKind
+from ..results import ActionStatus, Outcome, count_actions
+from ..settings import Mode
+from .report import Reconciliation
+
+# The order of the report's reconciliation list: what needs a person first.
+ACTION_URGENCY = (
+    ActionStatus.FAILED,
+    ActionStatus.DEFERRED,
+    ActionStatus.REVOKED,
+    ActionStatus.WOULD_REVOKE,
+    ActionStatus.SKIPPED,
+)
+CONTEXT: dict[str, object] = {"event_name": "DailySummary"}
+
+
+def orphan_kind(state: KubeconfigState) -> EventKind | None:
+    """Which event an orphaned state stands for: its account Deleted, or InActive (locked)."""
+    if state.account_state is AccountState.DELETED:
+        return EventKind.DELETED
+    if state.account_state is AccountState.INACTIVE:
+        return EventKind.LOCKED
+    return None
+
+
+async def reconcile(
+    engine: Engine,
+    orphans: list[tuple[Candidate, EventKind]],
+    *,
+    enabled: bool,
+    dry_run: bool,
+    deadline: Deadline,
+    account_id: str | None,
+) -> Reconciliation:
+    """Plan (safety rules, blast radius, mode) and execute the revocation of the orphans."""
+    settings = engine.settings
+    reconciliation = Reconciliation(
+        enabled=enabled, mode=Mode.DRY_RUN.value if dry_run else Mode.ENFORCE.value
+    )
+    if not enabled:
+        return reconciliation
+    wanted = [
+        (c, k)
+        for c, k in _merge(orphans)
+        if (k is EventKind.DELETED and settings.remediate_deleted)
+        or (k is EventKind.LOCKED and settings.remediate_locked)
+    ]
+    policy = safety_policy(
+        settings, dry_run=dry_run, root_account_id=account_id, caller_uids=engine.caller_uids
+    )
+    plan = plan_revocations(wanted, policy)
+    log_decisions(plan.decided, CONTEXT)
+    actions = plan.decided + await execute(
+        engine.client,
+        None,
+        plan.to_revoke,
+        deadline=deadline,
+        retry_by="the next daily summary",
+        context=CONTEXT,
+    )
+    urgency = {s: i for i, s in enumerate(ACTION_URGENCY)}
+    actions.sort(key=lambda a: (urgency[a.status], a.region, a.cluster_id, a.uid))
+    reconciliation.counts = count_actions(actions)
+    reconciliation.actions_total = len(actions)
+    reconciliation.truncated = len(actions) > settings.report_list_limit
+    reconciliation.actions = actions[: settings.report_list_limit]
+    if plan.limit_exceeded:
+        reconciliation.outcome = Outcome.LIMIT_EXCEEDED.value
+        reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
+    elif reconciliation.counts.get("failed"):
+        reconciliation.outcome = Outcome.PARTIAL.value
+        reconciliation.reason = "some revocations failed; the next run retries them"
+    return reconciliation
+
+
+def _merge(orphans: list[tuple[Candidate, EventKind]]) -> list[tuple[Candidate, EventKind]]:
+    """One candidate per (cluster, uid), even when a uid has several states on a cluster."""
+    merged: dict[tuple[str, str], tuple[Candidate, EventKind]] = {}
+    for candidate, kind in orphans:
+        key = (candidate.cluster.cluster_id, candidate.uid)
+        if key in merged:
+            previous, previous_kind = merged[key]
+            states = previous.states + candidate.states
+            kind = EventKind.DELETED if EventKind.DELETED in (kind, previous_kind) else kind
+            candidate = Candidate(candidate.region, candidate.cluster, candidate.uid, states)
+        merged[key] = (candidate, kind)
+    return list(merged.values())
