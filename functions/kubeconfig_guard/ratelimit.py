@@ -2,7 +2,8 @@
 
 Requests are spaced at ``1/rate``. The rate starts low and grows fast (slow start)
 until throttling or the ceiling, then grows additively (at least 5 % a second), so the
-client settles just under an undisclosed limit instead of hammering it.
+client settles just under an undisclosed limit instead of hammering it. Slow start ends
+at a sign of a limit: at least 3 throttled answers, a fifth of the recent ones.
 
 The client reports every answer: a success, a throttled answer (HTTP 429 /
 ``Throttling.*``) or a failure (5xx, reset, timeout, any other error). **Only throttled
@@ -23,7 +24,8 @@ again (they are its data) and the rate grows back only to 0.95x the accepted rat
   quota at random moments, a fixed share of 429s) goes on after the cut. When the probes
   of a series of cuts see at least 3 throttled answers and a share not significantly
   lower than before the cut (a two-proportion z-test), that share is the API's
-  *background*: the rate goes back to where it was before the series (slow start too)
+  *background*: the rate goes back to where it was before the series (cuts and probes
+  less than ``series_seconds`` apart; slow start too)
   and the share is remembered. From then on a throttled answer cuts only when the
   recent share exceeds the background by two standard errors plus 1 %, so the client
   keeps the share the API grants instead of sinking to ``min_rps``; congestion on top
@@ -32,10 +34,11 @@ again (they are its data) and the rate grows back only to 0.95x the accepted rat
 The share before a cut out of slow start mixes many rates, so throttling that goes on
 after it is compared at a second, lower rate before it may be called background (or,
 with a background already known, compared with it). A probe whose share is clearly
-higher than before, or mostly throttled, cuts again at once (the cut was not deep
-enough). A probe that sees significantly less than the background lowers it; more
-than half of the answers throttled is congestion whatever the probes say.
-``decreases``, ``restores`` and ``background`` say what happened.
+higher than before, or more than half throttled, cuts again at once (the cut was not
+deep enough): more than half of the answers throttled is congestion whatever the probes
+say. A probe that sees significantly less than the background lowers it (a background
+that went away stops being tolerated). ``decreases``, ``restores`` and ``background``
+say what happened.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ PROBE_CEILING = 0.95  # during a probe the rate grows back to this share of the 
 MAX_BACKGROUND = 0.5  # a larger share is congestion, whatever the probes say
 KNOWN = 1_000_000  # the sample size of a share taken as known in a z-test
 BACKGROUND_ANSWERS = 500  # the background is a mean over at most this many answers (it may move)
-MOSTLY_THROTTLED = 2 / 3  # a probe seeing this share cuts again at once
+SLOW_START_THROTTLED = 3  # slow start ends at this many throttled answers in the window ...
+SLOW_START_SHARE = 0.2  # ... and this throttled share
 
 Verdict = Literal["again", "background", "helped"]
 
@@ -96,7 +100,7 @@ class _Probe:
         """``pooled``: (answers, throttled) of the series' earlier probes that saw next to no
         throttling; ``background``: the share already known not to depend on the rate."""
         n, t = self.answers, self.throttled
-        if (t >= 5 and self.share > MOSTLY_THROTTLED) or (
+        if (t >= 5 and self.share > MAX_BACKGROUND) or (
             n >= PROBE_MIN_ANSWERS and _z(self.share, n, self.share_before, self.answers_before) > 3.0
         ):
             return "again"  # mostly throttled, or clearly more than before: not deep enough
@@ -209,8 +213,10 @@ class AdaptiveRateLimiter:
             return  # a verdict was just acted on, or a probe is collecting its data
         if now - self._last_decrease < self._cooldown:
             return  # one decrease per burst of throttled answers already in flight
-        if self.slow_start and sum(t for _, t in self._answers) < 2:
-            return  # a lone throttled answer in slow start: wait for a second one
+        if self.slow_start:
+            n, share = self._share()
+            if round(share * n) < SLOW_START_THROTTLED or share < SLOW_START_SHARE:
+                return  # a few throttled answers in slow start: no sign of a limit yet
         if self.background > 0.0:
             n, share = self._share()
             b = self.background
@@ -261,6 +267,7 @@ class AdaptiveRateLimiter:
         self.restores += 1
         self._pooled = (0, 0)
         self._last_change = now
+        self._series_last = -1e9  # the next cut starts a new series
         rate, slow_start = self._before_series
         if rate > self.rate:
             self.rate = rate
