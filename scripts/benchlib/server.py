@@ -76,28 +76,54 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def mark_burst_users(world: World, count: int, exclude: frozenset[str] = frozenset()) -> list[str]:
-    """Pick ``count`` RAM users with a unique name and mark them Deleted on every cluster."""
+def mark_burst_users(
+    world: World, count: int, exclude: frozenset[str] = frozenset(), near_clusters: int | None = None
+) -> list[str]:
+    """Pick ``count`` RAM users with a unique name and mark them Deleted on every cluster.
+
+    ``near_clusters``: pick the users whose kubeconfigs are on the number of clusters closest to it."""
     by_name: dict[str, set[str]] = {}
+    on_clusters: dict[str, int] = {}
     for region in world.regions.values():
         for cluster in region.clusters:
+            for name in {k.account_name for k in cluster.kubeconfigs}:
+                on_clusters[name] = on_clusters.get(name, 0) + 1
             for k in cluster.kubeconfigs:
                 if k.account_type == "RamUser" and k.account_name:
                     by_name.setdefault(k.account_name, set()).add(k.account_id)
     unique = sorted(name for name, uids in by_name.items() if len(uids) == 1 and name not in exclude)
     if len(unique) < count:
         raise SystemExit(f"only {len(unique)} uniquely named RAM users in the world, {count} wanted")
+    if near_clusters is not None:
+        # The users on at least that many clusters, fewest first; their kubeconfigs beyond the first
+        # ``near_clusters`` clusters are removed (a leaver on about as many clusters as asked).
+        unique = [n for n in unique if on_clusters.get(n, 0) >= near_clusters] or unique
+        unique.sort(key=lambda name: (on_clusters.get(name, 0), name))
+        chosen = unique[:count]
+        wanted = set(chosen)
+        seen: dict[str, int] = {}
+        for region in world.regions.values():
+            for cluster in region.clusters:
+                for name in wanted & {k.account_name for k in cluster.kubeconfigs}:
+                    seen[name] = seen.get(name, 0) + 1
+                    if seen[name] > near_clusters:
+                        cluster.kubeconfigs = [k for k in cluster.kubeconfigs if k.account_name != name]
+        _mark_deleted(world, wanted)
+        return chosen
     # Deterministic: every k-th name, so they are spread over the principal pool.
     step = len(unique) / count
     chosen = [unique[int(i * step)] for i in range(count)]
-    wanted = set(chosen)
+    _mark_deleted(world, set(chosen))
+    return chosen
+
+
+def _mark_deleted(world: World, wanted: set[str]) -> None:
     for region in world.regions.values():
         for cluster in region.clusters:
             for k in cluster.kubeconfigs:
                 if k.account_type == "RamUser" and k.account_name in wanted:
                     k.account_state = "Deleted"
                     k.revokable = True
-    return chosen
 
 
 def backend_key_id() -> str:
@@ -171,7 +197,9 @@ def main() -> None:
     burst_names = mark_burst_users(world, spec["burst_users"]) if spec.get("burst_users") else []
     warm_user = None
     if spec.get("warm_user"):
-        (warm_user,) = mark_burst_users(world, 1, frozenset({spec.get("deleted_user") or ""}))
+        # A second leaver on about as many clusters as the first (within the blast-radius limit).
+        near = int(spec.get("deleted_user_clusters") or 10)
+        (warm_user,) = mark_burst_users(world, 1, frozenset({spec.get("deleted_user") or ""}), near)
     backend = FakeAck(world)
     meta = describe(world, spec, burst_names, warm_user)
     meta["generate_seconds"] = round(time.perf_counter() - started, 2)
