@@ -34,10 +34,11 @@ Per dialect (the untrusted value in running text; ``code`` spans noted):
     ``_`` can neither open nor close emphasis, so ``dev_alice`` stays readable), a
     leading ``# > + - =`` or list number, and ``://`` / ``www.`` (no GFM autolink). In
     code spans nothing can be escaped: backticks become U+02CB ``ˋ``.
-``DINGTALK``, ``WECOM``, ``FEISHU`` (lark_md). Their Markdown subsets document no
-    escaping (DingTalk none at all, lark_md only HTML entities, which it may decode
-    before parsing ``<at>``), so a backslash would show and might not stop a link:
-    markup characters are replaced by look-alikes instead: ``[ ]`` -> ``［ ］``, ``< >``
+``DINGTALK``, ``WECOM``, ``FEISHU`` (lark_md). Their documentation describes no
+    escape mechanism for these Markdown subsets (and an entity such as ``&lt;`` may be
+    decoded before ``<at>`` is parsed), so a backslash could show and might not stop a
+    link: markup characters are replaced by look-alikes instead, which work whatever
+    the renderer does: ``[ ]`` -> ``［ ］``, ``< >``
     -> ``＜ ＞``, ``* ~ ` \\ & # @`` -> ``∗ ∼ ˋ ＼ ＆ ＃ ＠``, non-intraword ``_`` -> ``ˍ``,
     ``://`` -> ``꞉//`` and a dot between two letters/digits -> U+2024 ``․`` (no client
     can autolink ``evil.example`` or mention ``@all``). They look the same to a reader;
