@@ -25,11 +25,11 @@ again (they are its data) and the rate grows back only to 0.95x the accepted rat
   of a series of cuts see at least 3 throttled answers and a share not significantly
   lower than before the cut (a two-proportion z-test), that share is the API's
   *background*: the rate goes back to where it was before the series (cuts and probes
-  less than ``series_seconds`` apart; slow start too)
-  and the share is remembered. From then on a throttled answer cuts only when the
-  recent share exceeds the background by two standard errors plus 1 %, so the client
-  keeps the share the API grants instead of sinking to ``min_rps``; congestion on top
-  of the background is still found (the share rises above it) and cut.
+  less than ``series_seconds`` apart; slow start too) and the share is remembered.
+  From then on a throttled answer cuts only when the recent share exceeds the
+  background by two standard errors plus 1 %, so the client keeps the share the API
+  grants instead of sinking to ``min_rps``; congestion on top of the background is
+  still found (the share rises above it) and cut.
 
 The share before a cut out of slow start mixes many rates, so throttling that goes on
 after it is compared at a second, lower rate before it may be called background (or,
