@@ -90,3 +90,17 @@ def test_summary_rejects_bad_options(tmp_path: Path) -> None:
         "summary", "--fake", str(EXAMPLE_WORLD), "--out", str(tmp_path), "--options", '{"bogus": 1}'
     )
     assert run.returncode == 2 and "bogus" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_names_from_the_api_are_text_not_console_markup(tmp_path: Path) -> None:
+    """A cluster or account name that is rich markup stays literal: no terminal link, no style."""
+    world = json.loads(EXAMPLE_WORLD.read_text())
+    clusters = next(iter(world["regions"].values()))["clusters"]
+    clusters[0]["name"] = "[link=https://evil.example]prod[/link]"
+    clusters[0]["kubeconfigs"][1]["account_name"] = "[blink]alice[/blink]"
+    hostile = tmp_path / "world.json"
+    hostile.write_text(json.dumps(world))
+    run = kcguard("states", "--fake", str(hostile), env={"FORCE_COLOR": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "\x1b]8;" not in run.stdout  # OSC 8: a terminal hyperlink
+    assert "[link=https://evil.example]prod[/link]" in run.stdout and "[blink]alice[/blink]" in run.stdout

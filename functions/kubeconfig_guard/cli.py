@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .credentials import StaticCredentials, from_environment_or_demo
 from .errors import KcguardError, RetryableInvocationError
+from .inert import rich_text
 from .models import cluster_unreachable_reason
 from .runtime import Runtime
 from .settings import Mode, Settings
@@ -128,7 +129,7 @@ def invoke(
         try:
             result = handle_event(event.read_bytes(), context, runtime=runtime)
         except RetryableInvocationError as exc:
-            err.print(f"[red]the handler raised a retryable error[/red]: {exc}")
+            err.print(f"[red]the handler raised a retryable error[/red]: {rich_text(exc)}")
             raise typer.Exit(1) from None
     out.print_json(result.model_dump_json())
 
@@ -151,10 +152,9 @@ def demo(
     with _runtime(world, False, None, **overrides) as (runtime, context):
         result = handle_event(event.read_bytes(), context, runtime=runtime)
     assert isinstance(result, RevocationResult)
-    out.print(
-        f"[bold]Event[/bold] {result.event_name} of {result.principal.describe() if result.principal else '?'}"
-    )
-    table = Table(title=f"kubeconfig-guard demo — {result.outcome.value}: {result.reason}")
+    who = result.principal.describe() if result.principal else "?"
+    out.print(f"[bold]Event[/bold] {rich_text(result.event_name)} of {rich_text(who)}")
+    table = Table(title=f"kubeconfig-guard demo — {result.outcome.value}: {rich_text(result.reason)}")
     for column in ("region", "cluster", "account", "status"):
         table.add_column(column, no_wrap=True)
     table.add_column("reason")
@@ -168,15 +168,19 @@ def demo(
     for a in result.actions:
         color = colors.get(a.status.value, "white")
         table.add_row(
-            a.region,
-            a.cluster_name or a.cluster_id,
-            a.account_name,
+            rich_text(a.region),
+            rich_text(a.cluster_name or a.cluster_id),
+            rich_text(a.account_name),
             f"[{color}]{a.status.value}[/]",
-            a.reason,
+            rich_text(a.reason),
         )
     for c in result.clusters:
         table.add_row(
-            c.region, c.cluster_name or c.cluster_id, "-", f"[dim]cluster {c.status.value}[/]", c.reason
+            rich_text(c.region),
+            rich_text(c.cluster_name or c.cluster_id),
+            "-",
+            f"[dim]cluster {c.status.value}[/]",
+            rich_text(c.reason),
         )
     out.print(table)
     out.print(
@@ -195,13 +199,15 @@ def states(fake: FakeOption = None, live: LiveOption = False) -> None:
         for region in runtime.settings.watched_regions():
             for cluster in await client.describe_clusters(region):
                 if why := cluster_unreachable_reason(cluster):
-                    err.print(f"[yellow]{cluster.name or cluster.cluster_id} skipped: {why}[/yellow]")
+                    err.print(
+                        f"[yellow]{rich_text(cluster.name or cluster.cluster_id)} skipped: {why}[/yellow]"
+                    )
                     continue
                 try:
                     for state in await client.list_kubeconfig_states(region, cluster.cluster_id):
                         rows.append((region, cluster.name or cluster.cluster_id, state))
                 except KcguardError as exc:
-                    err.print(f"[yellow]{cluster.cluster_id}: {exc}[/yellow]")
+                    err.print(f"[yellow]{rich_text(cluster.cluster_id)}: {rich_text(exc)}[/yellow]")
         return rows
 
     with _runtime(fake, live, None) as (runtime, _):
@@ -211,13 +217,13 @@ def states(fake: FakeOption = None, live: LiveOption = False) -> None:
         table.add_column(column)
     for region, cluster, s in rows:
         table.add_row(
-            region,
-            cluster,
-            s.account_name,
-            str(s.account_type.value if s.account_type else ""),
-            str(s.account_state.value if s.account_state else ""),
-            str(s.cert_state.value if s.cert_state else ""),
-            s.cert_expire_time or "",
+            rich_text(region),
+            rich_text(cluster),
+            rich_text(s.account_name),
+            rich_text(s.account_type.value if s.account_type else ""),
+            rich_text(s.account_state.value if s.account_state else ""),
+            rich_text(s.cert_state.value if s.cert_state else ""),
+            rich_text(s.cert_expire_time or ""),
             "yes" if s.revokable else "no",
         )
     out.print(table)
@@ -251,14 +257,16 @@ def summary(
         else:
             outcome = handle_summary(options, context, runtime=runtime)
     if outcome.report is None:
-        err.print(f"[red]summary {outcome.result.outcome.value}[/red]: {outcome.result.reason}")
+        err.print(f"[red]summary {outcome.result.outcome.value}[/red]: {rich_text(outcome.result.reason)}")
         raise typer.Exit(2)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(outcome.report_json, encoding="utf-8")
     (out_dir / "report.md").write_text(outcome.markdown, encoding="utf-8")
     (out_dir / "report.html").write_text(outcome.html, encoding="utf-8")
     sys.stdout.write(outcome.markdown)  # verbatim: it is the same Markdown as report.md
-    err.print(f"wrote {out_dir}/report.json, report.md, report.html — {outcome.result.reason}")
+    err.print(
+        f"wrote {rich_text(out_dir)}/report.json, report.md, report.html — {rich_text(outcome.result.reason)}"
+    )
 
 
 @app.command("settings")

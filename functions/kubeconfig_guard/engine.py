@@ -222,7 +222,7 @@ class Engine:
                 )
                 continue
             if isinstance(found, AckApiError):
-                reason = f"listing the clusters of {region} failed: {found.code}: {found.message}"
+                reason = f"listing the clusters of {region} failed: {found.code}: {redact(found.message)}"
                 issues.append(ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, found.code))
                 continue
             for cluster in found.value:
