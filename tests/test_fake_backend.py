@@ -10,7 +10,7 @@ import pytest
 
 from kubeconfig_guard.fake import FakeAck, FakeAckError, dump_world, generate_world, load_world
 from kubeconfig_guard.fake.testing import kubeconfig, small_world
-from kubeconfig_guard.fake.world import STATE_FIELDS, parse_time
+from kubeconfig_guard.fake.world import STATE_FIELDS, parse_world_time
 
 EXAMPLE_WORLD = Path(__file__).resolve().parent.parent / "examples" / "world.json"
 TOM, ANN, JIM = "200000000000000001", "200000000000000002", "200000000000000003"
@@ -303,8 +303,8 @@ def test_generate_world_is_reproducible_and_realistic() -> None:
     assert {c.audit_log for c in clusters} == {True, False}
     assert any(c.state != "running" for c in clusters)
     assert any(not k.revokable for k in states if k.account_type != "RootAccount")
-    now = parse_time(world.now or "")
-    accesses = [parse_time(k.last_access) for k in states if k.last_access]
+    now = parse_world_time(world.now or "")
+    accesses = [parse_world_time(k.last_access) for k in states if k.last_access]
     assert any((now - a).days < 7 for a in accesses) and any((now - a).days > 30 for a in accesses)
     assert any(k.last_access is None for k in states)
     for k in states:
@@ -313,7 +313,7 @@ def test_generate_world_is_reproducible_and_realistic() -> None:
         else:
             assert len(k.account_id) in (18, 19) and k.account_id.isdigit()
             assert k.account_id != world.caller_uid
-    expiries = [parse_time(k.cert_expire_time) for k in states if k.cert_expire_time]
+    expiries = [parse_world_time(k.cert_expire_time) for k in states if k.cert_expire_time]
     assert min(expiries) < now < max(expiries)
 
 

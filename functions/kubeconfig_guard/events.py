@@ -187,7 +187,7 @@ def _service_of(record: ActionTrailRecord) -> str:
     return _SOURCES.get((record.eventSource or "").lower(), "")
 
 
-def _clean(value: Any) -> str | None:
+def _plain_text(value: Any) -> str | None:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         return None
     text = str(value).strip()
@@ -199,24 +199,24 @@ def _clean(value: Any) -> str | None:
 def _referenced(record: ActionTrailRecord, key: str) -> str | None:
     refs = (record.referencedResources or {}).get(key)
     if isinstance(refs, list) and len(refs) == 1:
-        return _clean(refs[0])
+        return _plain_text(refs[0])
     return None
 
 
 def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal | str:
     params = record.requestParameters or {}
     if event.principal_type is PrincipalType.RAM_ROLE:
-        name = _clean(params.get("RoleName")) or _referenced(record, "ACS::RAM::Role")
-        uid = _clean(params.get("RoleId"))
+        name = _plain_text(params.get("RoleName")) or _referenced(record, "ACS::RAM::Role")
+        uid = _plain_text(params.get("RoleId"))
         if not name and not uid:
             return "the event names no role (requestParameters.RoleName is missing)"
         return Principal(type=PrincipalType.RAM_ROLE, name=name, uid=uid)
     if event.service == "Ims":
         found = _ims_user(params)
-        name, upn = _clean(found.get("name")), _clean(found.get("upn"))
+        name, upn = _plain_text(found.get("name")), _plain_text(found.get("upn"))
     else:
-        name, upn = _clean(params.get("UserName")), None
-    uid = _clean(params.get("UserId"))
+        name, upn = _plain_text(params.get("UserName")), None
+    uid = _plain_text(params.get("UserId"))
     if not name and not upn:
         name = _referenced(record, "ACS::RAM::User")
     if not name and not upn and not uid:
@@ -248,7 +248,9 @@ def from_record(record: ActionTrailRecord, *, envelope_account: str | None = Non
     if isinstance(principal, str):
         return Ignored(principal, **ids)
     identity = record.userIdentity or {}
-    account = envelope_account or _clean(record.recipientAccountId) or _clean(identity.get("accountId"))
+    account = (
+        envelope_account or _plain_text(record.recipientAccountId) or _plain_text(identity.get("accountId"))
+    )
     if account is None:
         return Ignored("the ActionTrail event names no account: not acted on", **ids)
     return RevocationRequest(
@@ -311,7 +313,7 @@ def parse_one(item: Any) -> Parsed:
             envelope = CloudEvent.model_validate(item)
             if why := _foreign_envelope(envelope):
                 return Ignored(why, envelope.id, envelope.data.eventName)
-            parsed = from_record(envelope.data, envelope_account=_clean(envelope.aliyunaccountid))
+            parsed = from_record(envelope.data, envelope_account=_plain_text(envelope.aliyunaccountid))
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
             return parsed
@@ -322,7 +324,7 @@ def parse_one(item: Any) -> Parsed:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "event"
-        return Ignored(f"malformed event: {where}: {first['msg']}"[:300], _clean(item.get("id")))
+        return Ignored(f"malformed event: {where}: {first['msg']}"[:300], _plain_text(item.get("id")))
     return Ignored("not an ActionTrail event, a CloudEvents envelope or a manual invocation")
 
 

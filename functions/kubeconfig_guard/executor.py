@@ -65,7 +65,7 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retr
     )
 
 
-async def _clean(
+async def _revoke_one(
     client: AckClient, inventory: Inventory | None, candidate: Candidate, force: bool, retry_by: str
 ) -> Action:
     cluster_id, uid = candidate.cluster.cluster_id, candidate.uid
@@ -142,7 +142,7 @@ async def execute(
     async def revoke(revocation: Revocation) -> Action:
         if deadline.near():
             return late(revocation, "not attempted: the invocation deadline was near")
-        return await _clean(client, inventory, revocation.candidate, revocation.force, retry_by)
+        return await _revoke_one(client, inventory, revocation.candidate, revocation.force, retry_by)
 
     done, _ = await run_until([revoke(r) for r in revocations], deadline.remaining())
     actions = [

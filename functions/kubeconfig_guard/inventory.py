@@ -91,9 +91,6 @@ class _SingleFlight(Generic[T]):
         future.set_result(change(entry.task.result()))
         self._entries[key] = _Entry(entry.started_at, future)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class Inventory:
     """Shared, fresh-enough listings of clusters (per region) and kubeconfig states (per cluster)."""
@@ -101,7 +98,6 @@ class Inventory:
     def __init__(self, client: AckClient, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.ttl = ttl
-        self.clock = clock
         self._clusters: _SingleFlight[list[Cluster]] = _SingleFlight(ttl, clock)
         self._states: _SingleFlight[list[KubeconfigState]] = _SingleFlight(ttl, clock)
         self._cleans: dict[tuple[str, str], asyncio.Future[None]] = {}

@@ -13,7 +13,7 @@ Signatures (ACS3-HMAC-SHA256) are verified against ALIBABA_CLOUD_ACCESS_KEY_ID/S
 (default: the demo pair in ``kubeconfig_guard.credentials``). CLI: ``kcguard fake serve``.
 """
 
-from .backend import CleanCall, FakeAck, FakeAckError, Revocation
+from .backend import CleanCall, FakeAck, FakeAckError, RevocationRecord
 from .faults import FaultSpec
 from .server import FakeAckServer
 from .transport import FakeAckTransport
@@ -38,7 +38,7 @@ __all__ = [
     "FaultSpec",
     "KubeconfigRecord",
     "RegionRecord",
-    "Revocation",
+    "RevocationRecord",
     "RevokedKubeconfig",
     "World",
     "dump_world",

@@ -24,7 +24,7 @@ from .world import (
     RevokedKubeconfig,
     World,
     format_time,
-    parse_time,
+    parse_world_time,
 )
 
 DESCRIBE_CLUSTERS_V1 = "DescribeClustersV1"
@@ -54,7 +54,7 @@ def _invalid(message: str) -> FakeAckError:
 
 
 @dataclass(frozen=True)
-class Revocation:
+class RevocationRecord:
     """One effective CleanClusterUserPermissions (it revoked at least one kubeconfig)."""
 
     cluster_id: str
@@ -115,7 +115,7 @@ class FakeAck:
         self._pinned_now: datetime | None = None
         self._world_extra: dict[str, Any] = {}
         self.calls: Counter[str] = Counter()
-        self.revocations: list[Revocation] = []
+        self.revocations: list[RevocationRecord] = []
         self.clean_calls: list[CleanCall] = []
         self.hooks: list[Hook] = []
         self.faults = FaultInjector(fault_seed)
@@ -129,7 +129,7 @@ class FakeAck:
         with self._lock:
             self.account_id = world.account_id
             self.caller_uid = world.caller_uid
-            self._pinned_now = parse_time(world.now) if world.now else None
+            self._pinned_now = parse_world_time(world.now) if world.now else None
             self._world_extra = dict(world.model_extra or {})
             self._clusters = {}
             self._region_order = list(world.regions)
@@ -161,11 +161,6 @@ class FakeAck:
         """The fake's clock: pinned (world ``now``) or the real UTC time."""
         pinned = self._pinned_now
         return pinned if pinned is not None else datetime.now(timezone.utc)
-
-    def set_now(self, when: datetime | str | None) -> None:
-        """Pin the clock to ``when`` (None: real time again)."""
-        with self._lock:
-            self._pinned_now = parse_time(when) if isinstance(when, str) else when
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (pinning it)."""
@@ -274,14 +269,14 @@ class FakeAck:
         with self._lock:
             stamp = format_time(self.now())
             try:
-                outcome = self._clean(cluster_id, uid, force, stamp)
+                outcome = self._apply_clean(cluster_id, uid, force, stamp)
             except FakeAckError as exc:
                 self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, exc.code))
                 raise
             self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, outcome))
         return {}
 
-    def _clean(self, cluster_id: str, uid: str, force: bool, stamp: str) -> str:
+    def _apply_clean(self, cluster_id: str, uid: str, force: bool, stamp: str) -> str:
         entry = self._cluster(cluster_id)
         record = entry.record
         mine = [k for k in record.kubeconfigs if k.account_id == uid]
@@ -310,7 +305,7 @@ class FakeAck:
                 )
             since = self.now() - ACCESS_CHECK_WINDOW
             for k in mine:
-                if k.last_access and parse_time(k.last_access) >= since:
+                if k.last_access and parse_world_time(k.last_access) >= since:
                     raise FakeAckError(
                         400,
                         "ErrorKubeconfigInUse",
@@ -320,7 +315,7 @@ class FakeAck:
         record.kubeconfigs = [k for k in record.kubeconfigs if not (k.account_id == uid and k.revokable)]
         for k in revokable:
             record.recycle_bin.append(RevokedKubeconfig(**k.model_dump(), revoked_at=stamp, force=force))
-        self.revocations.append(Revocation(cluster_id, uid, force, stamp, len(revokable)))
+        self.revocations.append(RevocationRecord(cluster_id, uid, force, stamp, len(revokable)))
         return "revoked"
 
     # --- request entry point -------------------------------------------------------------

@@ -17,7 +17,7 @@ from .wire import API_VERSION
 from .world import ClusterRecord, KubeconfigRecord, RegionRecord, World
 
 
-def action_for(method: str, path: str) -> str:
+def acs_action_of(method: str, path: str) -> str:
     """The operation name of a (method, raw path) pair of the three routes."""
     segments = path.split("/")
     if path.startswith("/api/v1/clusters"):
@@ -46,7 +46,7 @@ def signed_request(
     query = dict(query or {})
     headers = {
         "host": host,
-        "x-acs-action": action or action_for(method, path),
+        "x-acs-action": action or acs_action_of(method, path),
         "x-acs-version": API_VERSION,
         "x-acs-date": signing.acs_date(),
         "x-acs-signature-nonce": uuid.uuid4().hex,

@@ -37,7 +37,7 @@ STATE_FIELDS = (
 DEFAULT_NOW = datetime(2026, 11, 25, 0, 0, 0, tzinfo=timezone.utc)
 
 
-def parse_time(value: str) -> datetime:
+def parse_world_time(value: str) -> datetime:
     """An ISO 8601 time (``Z`` suffix allowed on Python 3.10); naive times are UTC."""
     text = value.strip()
     if text.endswith(("Z", "z")):
