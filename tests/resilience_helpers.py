@@ -30,8 +30,8 @@ from kubeconfig_guard.fake import FakeAck
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.runtime import Runtime
 from kubeconfig_guard.summary.options import SummaryOptions
-from kubeconfig_guard.summary.report import Report
 from kubeconfig_guard.summary.pipeline import run_summary
+from kubeconfig_guard.summary.report import Report
 
 Pair = tuple[str, str]
 SUMMARY_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
