@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from kubeconfig_guard.results import ACTION_URGENCY, Action, ActionStatus
 from kubeconfig_guard.summary import html as html_module
 from kubeconfig_guard.summary.html import CLASS_COLORS, MAX_CHART_CLUSTERS, render_html
+from kubeconfig_guard.summary.markdown import render_markdown
 from summary_fixtures import EVIL_NAME, build_report, empty_report
 
 # --- structure -----------------------------------------------------------------------------------
@@ -73,6 +75,32 @@ def test_contents_headline_tables_and_colors() -> None:
     # every month bar of the expiry chart has a tooltip
     assert page.count("certificates expire in") >= len(report.expiry_by_month)
     assert f"{report.totals['expired']} certificates already expired" in page
+
+
+def test_html_and_digest_list_actions_in_the_one_urgency_order() -> None:
+    assert sorted(ACTION_URGENCY) == sorted(ActionStatus) and len(set(ACTION_URGENCY)) == len(ActionStatus)
+    assert [s.urgency for s in ACTION_URGENCY] == list(range(len(ActionStatus)))
+    report = build_report()
+    rec = report.reconciliation
+    assert rec is not None
+    actions = [
+        Action(
+            region="cn-hangzhou",
+            cluster_id="c-order",
+            uid=f"uid-{status.value}",
+            account_name=f"who-{status.value}",
+            account_type="RamUser",
+            status=status,
+            reason="order",
+        )
+        for status in reversed(ACTION_URGENCY)
+    ]
+    rec.actions = actions
+    expected = [f"uid-{s.value}" for s in ActionStatus.by_urgency()]
+    page = render_html(report)
+    assert re.findall(r"uid-[a-z-]+", page) == expected
+    digest = render_markdown(report, max_items=10)
+    assert re.findall(r"who-([a-z-]+)", digest) == [s.value for s in ACTION_URGENCY]
 
 
 def test_truncation_notes() -> None:

@@ -16,11 +16,35 @@ RESULT_SCHEMA_VERSION = 1
 
 
 class ActionStatus(str, Enum):
+    """What happened to one (cluster, uid). Declaration order is the order of ``counts``."""
+
     REVOKED = "revoked"
     WOULD_REVOKE = "would-revoke"
     SKIPPED = "skipped"
     DEFERRED = "deferred"
     FAILED = "failed"
+
+    @classmethod
+    def by_urgency(cls) -> tuple[ActionStatus, ...]:
+        """The statuses in the order a person should look at them (see ``ACTION_URGENCY``)."""
+        return ACTION_URGENCY
+
+    @property
+    def urgency(self) -> int:
+        """0 for what needs a person first; the sort key of every list of actions."""
+        return ACTION_URGENCY.index(self)
+
+
+# The one urgency order of action statuses, used by the report, the HTML page and the digest:
+# failed and deferred first (a person must act), then what was done (revoked; would-revoke in
+# dry-run: the two never occur in one run), then skipped.
+ACTION_URGENCY: tuple[ActionStatus, ...] = (
+    ActionStatus.FAILED,
+    ActionStatus.DEFERRED,
+    ActionStatus.REVOKED,
+    ActionStatus.WOULD_REVOKE,
+    ActionStatus.SKIPPED,
+)
 
 
 class Outcome(str, Enum):

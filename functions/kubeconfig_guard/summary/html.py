@@ -383,14 +383,7 @@ def _date(value: str | None) -> str:
 
 
 def _sorted_actions(actions: list[Action]) -> list[Action]:
-    order = {
-        ActionStatus.FAILED: 0,
-        ActionStatus.DEFERRED: 1,
-        ActionStatus.WOULD_REVOKE: 2,
-        ActionStatus.REVOKED: 3,
-        ActionStatus.SKIPPED: 4,
-    }
-    return sorted(actions, key=lambda a: (order.get(a.status, 9), a.region, a.cluster_name or a.cluster_id))
+    return sorted(actions, key=lambda a: (a.status.urgency, a.region, a.cluster_name or a.cluster_id))
 
 
 def _expiring_sorted(items: list[KubeconfigEntry]) -> list[KubeconfigEntry]:

@@ -12,7 +12,6 @@ names, ids, regions, states, times, reasons. Only counts and our own words are t
 from __future__ import annotations
 
 from ..inert import MARKDOWN, Dialect
-from ..results import ActionStatus
 from .report import EntryList, KubeconfigEntry, Report
 
 
@@ -88,8 +87,7 @@ def render_markdown(
         )
         if rec.reason:
             body.append(d.quote(d.text(rec.reason)))
-        urgent = [a for a in rec.actions if a.status in (ActionStatus.FAILED, ActionStatus.DEFERRED)]
-        urgent += [a for a in rec.actions if a.status not in (ActionStatus.FAILED, ActionStatus.DEFERRED)]
+        urgent = sorted(rec.actions, key=lambda a: a.status.urgency)  # stable: keeps the report's order
         body += [
             d.bullet(
                 f"{d.bold(a.status.value)} {d.code(a.account_name or a.uid)} on "

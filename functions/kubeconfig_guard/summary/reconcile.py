@@ -12,14 +12,6 @@ from ..results import ActionStatus, Outcome, count_actions
 from ..settings import Mode
 from .report import Reconciliation
 
-# The order of the report's reconciliation list: what needs a person first.
-ACTION_URGENCY = (
-    ActionStatus.FAILED,
-    ActionStatus.DEFERRED,
-    ActionStatus.REVOKED,
-    ActionStatus.WOULD_REVOKE,
-    ActionStatus.SKIPPED,
-)
 CONTEXT: dict[str, object] = {"event_name": "DailySummary"}
 
 
@@ -67,8 +59,7 @@ async def reconcile(
         retry_by="the next daily summary",
         context=CONTEXT,
     )
-    urgency = {s: i for i, s in enumerate(ACTION_URGENCY)}
-    actions.sort(key=lambda a: (urgency[a.status], a.region, a.cluster_id, a.uid))
+    actions.sort(key=lambda a: (a.status.urgency, a.region, a.cluster_id, a.uid))
     reconciliation.counts = count_actions(actions)
     reconciliation.actions_total = len(actions)
     reconciliation.truncated = len(actions) > settings.report_list_limit
@@ -76,7 +67,7 @@ async def reconcile(
     if plan.limit_exceeded:
         reconciliation.outcome = Outcome.LIMIT_EXCEEDED.value
         reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
-    elif reconciliation.counts.get("failed"):
+    elif reconciliation.counts.get(ActionStatus.FAILED.value):
         reconciliation.outcome = Outcome.PARTIAL.value
         reconciliation.reason = "some revocations failed; the next run retries them"
     return reconciliation
