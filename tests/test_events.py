@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from conftest import ACCOUNT, EVENTS
 from kubeconfig_guard.admission import Guard, admit
 from kubeconfig_guard.events import SUPPORTED_EVENTS, Ignored, RevocationRequest, parse_event
-from kubeconfig_guard.principal import EventKind, PrincipalType
+from kubeconfig_guard.models import AccountType
+from kubeconfig_guard.principal import EventKind
 
 INDEX = json.loads((EVENTS / "index.json").read_text())["samples"]
 
@@ -44,7 +45,7 @@ def _one(name: str) -> Any:
 
 def test_ram_delete_user() -> None:
     req = _one("ram-delete-user.json")
-    assert req.kind is EventKind.DELETED and req.principal.type is PrincipalType.RAM_USER
+    assert req.kind is EventKind.DELETED and req.principal.type is AccountType.RAM_USER
     assert req.principal.name == "alice" and req.principal.uid is None
     assert req.account_id == "5000000000000001"
     assert _one("ram-delete-user.rawdata.json").principal == req.principal
@@ -60,7 +61,7 @@ def test_ims_user_principal_name() -> None:
 
 def test_role_and_lock_events() -> None:
     role = _one("ram-delete-role.json")
-    assert role.principal.type is PrincipalType.RAM_ROLE and role.principal.name == "old-ops"
+    assert role.principal.type is AccountType.RAM_ROLE and role.principal.name == "old-ops"
     for name in ("ims-lock-user.json", "ram-delete-login-profile.json", "ims-delete-login-profile.json"):
         req = _one(name)
         assert req.kind is EventKind.LOCKED and req.principal.name == "carol", name
@@ -92,6 +93,14 @@ def test_batch_and_manual() -> None:
         (b'{"eventName": 5}', "malformed event"),
         (b'{"action": "revoke", "principal": {"type": "RamUser"}}', "needs a name or a uid"),
         (b'{"action": "revoke", "principal": {"type": "Root", "name": "x"}}', "malformed event"),
+        (
+            b'{"action": "revoke", "principal": {"type": "RootAccount", "name": "x"}}',
+            "principal.type: Input should be 'RamUser' or 'RamRole'",
+        ),
+        (
+            b'{"action": "revoke", "principal": {"type": 1, "name": "x"}}',
+            "Input should be 'RamUser' or 'RamRole'",
+        ),
         (b'{"action": "revoke", "principal": {"type": "RamUser", "uid": "1 OR 1=1"}}', "malformed event"),
         (b'{"specversion": "1.0", "type": "x", "data": "nope"}', "malformed event"),
         (b"[" * 100_000 + b"]" * 100_000, "event is"),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubeconfig_guard.models import Cluster, KubeconfigState
+from kubeconfig_guard.models import AccountType, Cluster, KubeconfigState
 from kubeconfig_guard.plan import (
     SafetyPolicy,
     enforce_limit,
@@ -17,11 +17,11 @@ from kubeconfig_guard.plan import (
     plan_revocations,
 )
 from kubeconfig_guard.plan import decide as plan_decide
-from kubeconfig_guard.principal import EventKind, Principal, PrincipalType
+from kubeconfig_guard.principal import EventKind, Principal
 from kubeconfig_guard.results import ActionStatus
 
-USER = PrincipalType.RAM_USER
-ROLE = PrincipalType.RAM_ROLE
+USER = AccountType.RAM_USER
+ROLE = AccountType.RAM_ROLE
 CLUSTER = Cluster(cluster_id="c1", name="prod", region_id="cn-hangzhou", state="running")
 
 

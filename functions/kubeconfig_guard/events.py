@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .principal import EventKind, Principal, PrincipalType
+from .models import AccountType
+from .principal import EventKind, Principal, RamAccountType
 
 MAX_EVENT_BYTES = 1_000_000
 MAX_NAME_LENGTH = 256
@@ -76,7 +77,7 @@ class CloudEvent(BaseModel):
 class ManualPrincipal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: PrincipalType
+    type: RamAccountType
     name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
     uid: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
 
@@ -139,7 +140,7 @@ class SupportedEvent:
     service: str  # ActionTrail serviceName: "Ram" or "Ims"
     event_name: str
     kind: EventKind
-    principal_type: PrincipalType
+    principal_type: AccountType
     identified_by: str
     condition: Callable[[Mapping[str, Any]], str | None] | None = None  # returns a reason to ignore
 
@@ -152,30 +153,28 @@ def _status_inactive(params: Mapping[str, Any]) -> str | None:
 
 
 SUPPORTED_EVENTS: tuple[SupportedEvent, ...] = (
-    SupportedEvent("Ram", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserName"),
+    SupportedEvent("Ram", "DeleteUser", EventKind.DELETED, AccountType.RAM_USER, "UserName"),
     SupportedEvent(
-        "Ims", "DeleteUser", EventKind.DELETED, PrincipalType.RAM_USER, "UserPrincipalName or UserId"
+        "Ims", "DeleteUser", EventKind.DELETED, AccountType.RAM_USER, "UserPrincipalName or UserId"
     ),
     SupportedEvent(
         "Ims",
         "DeleteUserInRecycleBin",
         EventKind.DELETED,
-        PrincipalType.RAM_USER,
+        AccountType.RAM_USER,
         "UserPrincipalName or UserId",
     ),
-    SupportedEvent("Ram", "DeleteRole", EventKind.DELETED, PrincipalType.RAM_ROLE, "RoleName"),
+    SupportedEvent("Ram", "DeleteRole", EventKind.DELETED, AccountType.RAM_ROLE, "RoleName"),
     SupportedEvent(
         "Ims",
         "UpdateLoginProfile",
         EventKind.LOCKED,
-        PrincipalType.RAM_USER,
+        AccountType.RAM_USER,
         "UserPrincipalName, only with Status=Inactive",
         _status_inactive,
     ),
-    SupportedEvent("Ram", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserName"),
-    SupportedEvent(
-        "Ims", "DeleteLoginProfile", EventKind.LOCKED, PrincipalType.RAM_USER, "UserPrincipalName"
-    ),
+    SupportedEvent("Ram", "DeleteLoginProfile", EventKind.LOCKED, AccountType.RAM_USER, "UserName"),
+    SupportedEvent("Ims", "DeleteLoginProfile", EventKind.LOCKED, AccountType.RAM_USER, "UserPrincipalName"),
 )
 _BY_KEY = {(e.service.lower(), e.event_name): e for e in SUPPORTED_EVENTS}
 _SOURCES = {"ram.aliyuncs.com": "ram", "ims.aliyuncs.com": "ims", "ims-share.aliyuncs.com": "ims"}
@@ -205,12 +204,12 @@ def _referenced(record: ActionTrailRecord, key: str) -> str | None:
 
 def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal | str:
     params = record.requestParameters or {}
-    if event.principal_type is PrincipalType.RAM_ROLE:
+    if event.principal_type is AccountType.RAM_ROLE:
         name = _plain_text(params.get("RoleName")) or _referenced(record, "ACS::RAM::Role")
         uid = _plain_text(params.get("RoleId"))
         if not name and not uid:
             return "the event names no role (requestParameters.RoleName is missing)"
-        return Principal(type=PrincipalType.RAM_ROLE, name=name, uid=uid)
+        return Principal(type=AccountType.RAM_ROLE, name=name, uid=uid)
     if event.service == "Ims":
         found = _ims_user(params)
         name, upn = _plain_text(found.get("name")), _plain_text(found.get("upn"))
@@ -221,7 +220,7 @@ def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal
         name = _referenced(record, "ACS::RAM::User")
     if not name and not upn and not uid:
         return "the event names no user (no UserName, UserPrincipalName or UserId)"
-    return Principal(type=PrincipalType.RAM_USER, name=name, upn=upn, uid=uid)
+    return Principal(type=AccountType.RAM_USER, name=name, upn=upn, uid=uid)
 
 
 def from_record(record: ActionTrailRecord, *, envelope_account: str | None = None) -> Parsed:

@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .models import AccountState, AccountType, Cluster, KubeconfigState
-from .principal import EventKind, Principal, PrincipalType
+from .principal import EventKind, Principal
 from .results import Action, ActionStatus
 
 
@@ -23,10 +23,6 @@ def _names(principal: Principal) -> set[str]:
     return names
 
 
-def _account_type_of(principal: Principal) -> AccountType:
-    return AccountType.RAM_USER if principal.type is PrincipalType.RAM_USER else AccountType.RAM_ROLE
-
-
 def matches(principal: Principal, state: KubeconfigState) -> bool:
     """Does this kubeconfig state belong to the principal? A RootAccount state never does.
 
@@ -34,7 +30,7 @@ def matches(principal: Principal, state: KubeconfigState) -> bool:
     (the user name, the part of a UPN before ``@``, or the full UPN). Roles match
     RamRole states by role name (or uid).
     """
-    if state.account_type is not _account_type_of(principal):
+    if state.account_type is not principal.type:
         return False
     if principal.uid:
         return state.account_id == principal.uid
@@ -48,7 +44,7 @@ def identity_conflict(principal: Principal, states: Iterable[KubeconfigState]) -
     of naming it finds a different account (different uids), the event is ambiguous (a
     forged or garbled record, or a name reused since): it is not acted on.
     """
-    wanted = _account_type_of(principal)
+    wanted = principal.type
     ways: dict[str, set[str]] = {}
     typed = [s for s in states if s.account_type is wanted and s.account_id]
     if principal.uid:

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from .models import AccountType
+
+# The account types an event or a manual revocation can name: a principal is never the root
+# account, and never an undocumented type.
+RAM_ACCOUNT_TYPES = (AccountType.RAM_USER, AccountType.RAM_ROLE)
 
 
-class PrincipalType(str, Enum):
-    RAM_USER = "RamUser"
-    RAM_ROLE = "RamRole"
+def _ram_only(value: object) -> object:
+    if isinstance(value, str) and value in RAM_ACCOUNT_TYPES:
+        return value
+    raise PydanticCustomError(
+        "enum", "Input should be 'RamUser' or 'RamRole'", {"expected": "'RamUser' or 'RamRole'"}
+    )
+
+
+# ``AccountType`` restricted to RamUser and RamRole (the same enum the ACK listing uses).
+RamAccountType = Annotated[AccountType, BeforeValidator(_ram_only)]
 
 
 class EventKind(str, Enum):
@@ -22,7 +37,7 @@ class Principal(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: PrincipalType
+    type: RamAccountType
     name: str | None = Field(None, description="RAM user name or role name.")
     upn: str | None = Field(
         None, description="User principal name, e.g. alice@5000000000000001.onaliyun.com."
