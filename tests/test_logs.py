@@ -175,9 +175,10 @@ def test_redact_known_secrets_and_webhook_tokens(monkeypatch: pytest.MonkeyPatch
 
 
 def test_one_redactor_everywhere() -> None:
-    from kubeconfig_guard.summary import notify, storage
+    from kubeconfig_guard.summary import storage
+    from kubeconfig_guard.summary.channels import base
 
-    assert logs.redact is redact and notify.redact is redact and storage.redact is redact
+    assert logs.redact is redact and base.redact is redact and storage.redact is redact
 
 
 # --- formats: Function Compute, the terminal, the CLI -----------------------------------------------

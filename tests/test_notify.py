@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,8 +23,8 @@ import pytest
 from conftest import local_http_server
 from kubeconfig_guard import inert
 from kubeconfig_guard.settings import Settings
-from kubeconfig_guard.summary import notify
-from kubeconfig_guard.summary.notify import Delivery, deliver_all
+from kubeconfig_guard.summary import channels
+from kubeconfig_guard.summary.channels import Delivery, base, deliver_all, registry, slack, wecom
 from kubeconfig_guard.summary.report import Report
 from summary_fixtures import EVIL_NAME, build_report
 
@@ -339,10 +340,10 @@ def test_markdown_dialects() -> None:
 
 def test_slack_sections_split_on_lines() -> None:
     text = "\n".join(f"line {i} " + "x" * 90 for i in range(100))
-    sections = notify.slack_sections(text)
+    sections = slack.sections(text)
     assert all(len(s) <= 3000 for s in sections) and len(sections) > 3
     assert "\n".join(sections) == text
-    long = notify.slack_sections("y" * 7000)
+    long = slack.sections("y" * 7000)
     assert [len(s) for s in long] == [3000, 3000, 1000]
 
 
@@ -385,21 +386,21 @@ def test_small_report_is_not_truncated(receiver: Receiver) -> None:
 
 
 def test_hard_cut_at_a_utf8_boundary(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notify, "WECOM_CONTENT_LIMIT_BYTES", 300)
+    monkeypatch.setattr(wecom, "CONTENT_LIMIT_BYTES", 300)
     (delivery,) = deliver(build_report(), Settings(wecom_webhook=urls(receiver.url)["wecom_webhook"]))
     assert delivery.ok and delivery.truncated
     content = receiver.requests[0].json()["markdown"]["content"]
     assert len(content.encode()) <= 300
-    assert content.endswith(notify.TRUNCATION_LINE + "\n")
+    assert content.endswith(base.TRUNCATION_LINE + "\n")
     assert content.startswith("## kubeconfig-guard daily summary")
 
 
 def test_cut_utf8() -> None:
     text = "ab—·≤c"
     for n in range(len(text.encode()) + 2):
-        cut = notify.cut_utf8(text, n)
+        cut = base.cut_utf8(text, n)
         assert len(cut.encode()) <= n and text.startswith(cut)
-    assert notify.cut_utf8(text, 3) == "ab"
+    assert base.cut_utf8(text, 3) == "ab"
 
 
 # --- failures and retries ------------------------------------------------------------------------
@@ -433,8 +434,8 @@ def test_always_500_reports_failure_without_secrets(receiver: Receiver) -> None:
 def test_default_attempts(receiver: Receiver) -> None:
     receiver.script("/hook/generic-token-42", *[(503, "", {})] * 10)
     (d,) = deliver(build_report(), Settings(webhook_url=urls(receiver.url)["webhook_url"]))
-    assert not d.ok and d.attempts == notify.MAX_ATTEMPTS == len(receiver.requests)
-    assert d.error == f"webhook: HTTP 503 (after {notify.MAX_ATTEMPTS} attempts)"
+    assert not d.ok and d.attempts == base.MAX_ATTEMPTS == len(receiver.requests)
+    assert d.error == f"webhook: HTTP 503 (after {base.MAX_ATTEMPTS} attempts)"
 
 
 def test_dingtalk_rate_limit_code_is_retried(receiver: Receiver) -> None:
@@ -532,7 +533,9 @@ def test_a_broken_channel_builder_never_raises(monkeypatch: pytest.MonkeyPatch, 
         raise RuntimeError(f"bad url {urls(receiver.url)['slack_webhook']}")
 
     monkeypatch.setattr(
-        notify, "CHANNELS", tuple((n, f, boom if n == "slack" else b) for n, f, b in notify.CHANNELS)
+        registry,
+        "CHANNELS",
+        tuple(dataclasses.replace(c, prepare=boom) if c.name == "slack" else c for c in channels.CHANNELS),
     )
     deliveries = by_channel(deliver(build_report(), all_channels(receiver.url)))
     assert not deliveries["slack"].ok and deliveries["slack"].attempts == 0

@@ -1,0 +1,27 @@
+"""A generic webhook: the whole JSON report (names exact, JSON-escaped), no size fitting, no signing.
+
+Answer: any 2xx; 5xx, 408, 425 and 429 are retried (honouring ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from ...settings import Settings
+from ..report import Report
+from .base import Channel, Clock, Prepared, Verdict, is_retry_status, retry_after, setting, url_secrets
+
+
+def check(response: httpx.Response) -> Verdict:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Verdict(True, False, status)
+    return Verdict(False, is_retry_status(status), status, f"HTTP {status}", retry_after(response))
+
+
+def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
+    url = setting(settings.webhook_url)
+    return Prepared("webhook", url, report.model_dump(mode="json"), False, check, url_secrets(url))
+
+
+CHANNEL = Channel("webhook", "webhook_url", prepare)
