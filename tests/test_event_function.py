@@ -13,6 +13,7 @@ from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck, FakeAckError
 from kubeconfig_guard.handlers import event_handler, handle_event
 from kubeconfig_guard.results import ActionStatus, Outcome, RevocationResult
+from kubeconfig_guard.settings import Mode
 
 ALICE = "200000000000000011"
 
@@ -67,7 +68,7 @@ def listed_uids(backend: FakeAck, cluster_id: str) -> set[str]:
 def test_deleted_user_is_revoked_everywhere_once(make_harness: Any) -> None:
     h = make_harness(basic_world())
     result = run(h, delete_user())
-    assert result.outcome is Outcome.OK and result.mode == "enforce"
+    assert result.outcome is Outcome.OK and result.mode is Mode.ENFORCE
     assert by_cluster(result) == {"c1": "revoked", "c2": "revoked"}
     assert all(a.force is True for a in result.actions)
     assert result.counts["revoked"] == 2
@@ -95,7 +96,7 @@ def test_regions_list_is_respected(make_harness: Any) -> None:
 def test_dry_run_writes_nothing(make_harness: Any) -> None:
     h = make_harness(basic_world())
     result = run(h, delete_user(), mode="dry-run")
-    assert result.mode == "dry-run" and set(by_cluster(result).values()) == {"would-revoke"}
+    assert result.mode is Mode.DRY_RUN and set(by_cluster(result).values()) == {"would-revoke"}
     assert h.backend.calls["CleanClusterUserPermissions"] == 0 and not h.backend.revocations
     # A manual invocation can ask for dry-run even when the function enforces.
     result = run(h, manual(dry_run=True))

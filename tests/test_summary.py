@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 
 from conftest import ACCOUNT, cluster, kc, world
-from kubeconfig_guard.models import KubeconfigState
+from kubeconfig_guard.models import AccountType, KubeconfigState
+from kubeconfig_guard.results import Outcome
+from kubeconfig_guard.settings import Mode
 from kubeconfig_guard.summary.classify import KubeconfigClass, classify
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.options import OptionsError, SummaryOptions, parse_summary_event
-from kubeconfig_guard.summary.report import Report
 from kubeconfig_guard.summary.pipeline import run_summary
+from kubeconfig_guard.summary.report import Report
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 GOLDEN = Path(__file__).parent / "golden"
@@ -176,7 +178,7 @@ def test_reconciliation_dry_run_limit_and_off(make_harness: Any) -> None:
     assert set(statuses(summarize(h, mode="dry-run")).values()) == {"would-revoke"}
     assert set(statuses(summarize(h, SummaryOptions(dryRun=True))).values()) == {"would-revoke"}
     limited = summarize(h, max_revocations=2)
-    assert limited.reconciliation is not None and limited.reconciliation.outcome == "limit-exceeded"
+    assert limited.reconciliation is not None and limited.reconciliation.outcome is Outcome.LIMIT_EXCEEDED
     assert set(statuses(limited).values()) == {"skipped"}
     off = summarize(h, SummaryOptions(remediate=False))
     assert (
@@ -226,6 +228,9 @@ def test_reconciliation_actions_are_capped_most_urgent_first(make_harness: Any) 
     h = make_harness(world({"cn-hangzhou": [cluster("c1", *orphans, audit_log=False)]}))
     report = summarize(h, regions=["cn-hangzhou"], report_list_limit=4, max_revocations=5)
     rec = report.reconciliation
-    assert rec is not None and rec.outcome == "limit-exceeded"
+    assert rec is not None and rec.outcome is Outcome.LIMIT_EXCEEDED
+    assert report.mode is rec.mode is Mode.ENFORCE and all(
+        isinstance(a.account_type, AccountType) for a in rec.actions
+    )
     assert rec.actions_total == 12 and rec.truncated and len(rec.actions) == 4
     assert rec.counts["skipped"] == 12  # counts cover every action, not just the kept ones

@@ -100,7 +100,15 @@ def test_html_and_digest_list_actions_in_the_one_urgency_order() -> None:
     page = render_html(report)
     assert re.findall(r"uid-[a-z-]+", page) == expected
     digest = render_markdown(report, max_items=10)
-    assert re.findall(r"who-([a-z-]+)", digest) == [s.value for s in ACTION_URGENCY]
+    given = [s.value for s in reversed(ACTION_URGENCY)]
+    attention = [s.value for s in ACTION_URGENCY if s.needs_attention]
+    assert attention == ["failed", "deferred"]
+    # the digest keeps the report's order (urgency order, from reconcile) with failed/deferred on top
+    assert re.findall(r"who-([a-z-]+)", digest) == [s for s in given if s in attention] + [
+        s for s in given if s not in attention
+    ]
+    rec.actions = actions[::-1]
+    assert re.findall(r"who-([a-z-]+)", render_markdown(report)) == [s.value for s in ACTION_URGENCY]
 
 
 def test_truncation_notes() -> None:

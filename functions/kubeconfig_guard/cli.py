@@ -143,7 +143,7 @@ def demo(
 ) -> None:
     """Replay a RAM user deletion against the embedded fake and show what was revoked."""
     from .handlers import handle_event
-    from .results import RevocationResult
+    from .results import ActionStatus, RevocationResult
 
     for path in (world, event):
         if not path.exists():
@@ -159,14 +159,14 @@ def demo(
         table.add_column(column, no_wrap=True)
     table.add_column("reason")
     colors = {
-        "revoked": "green",
-        "would-revoke": "cyan",
-        "skipped": "yellow",
-        "deferred": "magenta",
-        "failed": "red",
+        ActionStatus.REVOKED: "green",
+        ActionStatus.WOULD_REVOKE: "cyan",
+        ActionStatus.SKIPPED: "yellow",
+        ActionStatus.DEFERRED: "magenta",
+        ActionStatus.FAILED: "red",
     }
     for a in result.actions:
-        color = colors.get(a.status.value, "white")
+        color = colors.get(a.status, "white")
         table.add_row(
             rich_text(a.region),
             rich_text(a.cluster_name or a.cluster_id),

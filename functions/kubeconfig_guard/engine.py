@@ -183,7 +183,7 @@ class Engine:
             event_name=request.event_name,
             kind=request.kind,
             outcome=Outcome.OK,
-            mode=Mode.DRY_RUN.value if prepared.dry_run else Mode.ENFORCE.value,
+            mode=Mode.DRY_RUN if prepared.dry_run else Mode.ENFORCE,
             principal=request.principal,
             actions=actions,
             clusters=issues,
@@ -299,7 +299,7 @@ def _plain_outcome(
     if limit_exceeded:
         return Outcome.LIMIT_EXCEEDED, f"{who}: more revocations than the blast-radius limit; none revoked"
     if result.needs_retry:
-        failed = counts.get("failed", 0)
+        failed = counts.get(ActionStatus.FAILED.value, 0)
         clusters = sum(1 for c in result.clusters if c.status is not ClusterStatus.SKIPPED)
         return Outcome.PARTIAL, f"{who}: {failed} revocations failed and {clusters} clusters were not scanned"
     if not result.actions:

@@ -59,7 +59,7 @@ def handle_event(
     logs.configure(runtime.settings.log_level)
     runtime.credentials.update(from_fc_context(context))
     deadline = invocation_deadline(context, started, runtime.settings.deadline_margin_seconds)
-    mode = runtime.settings.mode.value
+    mode = runtime.settings.mode
     guard = Guard.of(runtime.settings, context)
 
     items = [admit(p, guard) if isinstance(p, RevocationRequest) else p for p in parse_event(event)]
@@ -119,7 +119,7 @@ def _log_result(result: RevocationResult) -> None:
         event_name=result.event_name,
         outcome=result.outcome.value,
         reason=result.reason,
-        mode=result.mode,
+        mode=result.mode.value,
         counts=result.counts,
         clusters_scanned=result.clusters_scanned,
         clusters_total=result.clusters_total,

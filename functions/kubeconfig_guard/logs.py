@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from .inert import json_line, visible
 from .redaction import SECRET_ENV_VARS, redact, register_secret, secret_values
-from .results import Action
+from .results import Action, ActionStatus
 
 __all__ = [
     "SECRET_ENV_VARS",
@@ -201,7 +201,7 @@ def log_fields(logger: logging.Logger, message: str, level: int = logging.INFO, 
 
 
 def log_action(logger: logging.Logger, action: Action, context: dict[str, object] | None = None) -> None:
-    level = logging.WARNING if action.status.value == "failed" else logging.INFO
+    level = logging.WARNING if action.status is ActionStatus.FAILED else logging.INFO
     log_fields(
         logger,
         f"kubeconfig {action.status.value}",

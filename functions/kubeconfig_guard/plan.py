@@ -167,7 +167,7 @@ def action_for(candidate: Candidate, status: ActionStatus, reason: str, **extra:
         cluster_name=candidate.cluster.name,
         uid=candidate.uid,
         account_name=state.account_name,
-        account_type=str(state.account_type.value if state.account_type else ""),
+        account_type=state.account_type or AccountType(""),
         account_state=state.account_state.value if state.account_state else None,
         status=status,
         reason=reason,

@@ -9,8 +9,9 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Cluster
+from .models import AccountType, Cluster
 from .principal import EventKind, Principal
+from .settings import Mode
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -33,6 +34,11 @@ class ActionStatus(str, Enum):
     def urgency(self) -> int:
         """0 for what needs a person first; the sort key of every list of actions."""
         return ACTION_URGENCY.index(self)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Failed or deferred: the head of the urgency order, what a person must act on."""
+        return self in ACTION_URGENCY[:2]
 
 
 # The one urgency order of action statuses, used by the report, the HTML page and the digest:
@@ -76,7 +82,7 @@ class Action(BaseModel):
     cluster_name: str = ""
     uid: str
     account_name: str
-    account_type: str
+    account_type: AccountType = Field(description="The state's account type; '' when ACK gave none.")
     account_state: str | None = None
     status: ActionStatus
     reason: str
@@ -119,7 +125,7 @@ class RevocationResult(BaseModel):
     kind: EventKind | None = None
     outcome: Outcome
     reason: str = ""
-    mode: str
+    mode: Mode
     principal: Principal | None = None
     actions: list[Action] = Field(default_factory=list)
     clusters: list[ClusterIssue] = Field(

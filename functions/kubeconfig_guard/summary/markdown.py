@@ -72,7 +72,7 @@ def render_markdown(
         f"{t.get('expiring', 0)} expiring ≤ {report.expiring_days} d · {t.get('expired', 0)} expired · "
         f"{t.get('unknown', 0)} unknown · {t.get('healthy', 0)} healthy",
         f"{report.kubeconfigs} kubeconfigs on {report.clusters_scanned}/{report.clusters_total} clusters "
-        f"in {', '.join(d.text(r) for r in report.regions)} · mode {d.code(report.mode)}",
+        f"in {', '.join(d.text(r) for r in report.regions)} · mode {d.code(report.mode.value)}",
         "",
     ]
     body: list[str] = []
@@ -87,7 +87,8 @@ def render_markdown(
         )
         if rec.reason:
             body.append(d.quote(d.text(rec.reason)))
-        urgent = sorted(rec.actions, key=lambda a: a.status.urgency)  # stable: keeps the report's order
+        # The report's list is in urgency order already; what needs attention stays on top of the cut.
+        urgent = sorted(rec.actions, key=lambda a: not a.status.needs_attention)
         body += [
             d.bullet(
                 f"{d.bold(a.status.value)} {d.code(a.account_name or a.uid)} on "

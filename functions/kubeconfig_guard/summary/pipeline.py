@@ -23,8 +23,9 @@ from ..credentials import from_fc_context
 from ..deadline import Deadline, function_timeout, invocation_deadline
 from ..engine import Engine
 from ..redaction import redact
-from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ClusterIssue, Outcome
+from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ActionStatus, ClusterIssue, Outcome
 from ..runtime import Runtime
+from ..settings import Mode
 from .html import render_html
 from .markdown import render_markdown
 from .notify import Delivery, deliver_all
@@ -46,7 +47,7 @@ class SummaryResult(BaseModel):
     schema_version: int = 1
     outcome: Outcome
     reason: str = ""
-    mode: str
+    mode: Mode
     kubeconfigs: int = 0
     clusters_scanned: int = 0
     clusters_total: int = 0
@@ -134,7 +135,7 @@ def summarize(
     except OptionsError as exc:
         logs.log_fields(log, "summary ignored", logging.WARNING, reason=str(exc))
         return SummaryOutcome(
-            result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode.value)
+            result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode)
         )
     timeout = function_timeout(context)
     reserve = min(DELIVERY_SHARE * timeout, DELIVERY_MAX_SECONDS) if timeout else 0.0
@@ -172,7 +173,7 @@ def summarize(
     except TimeoutError:
         delivery_error = "delivering the digest did not finish before the invocation's deadline"
     rec = report.reconciliation
-    failed = bool(rec and rec.counts.get("failed"))
+    failed = bool(rec and rec.counts.get(ActionStatus.FAILED.value))
     problems = failed or any(not d.ok for d in deliveries) or storage_error or delivery_error
     result = SummaryResult(
         outcome=Outcome.PARTIAL if problems else Outcome.OK,

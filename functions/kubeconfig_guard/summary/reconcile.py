@@ -35,9 +35,7 @@ async def reconcile(
 ) -> Reconciliation:
     """Plan (safety rules, blast radius, mode) and execute the revocation of the orphans."""
     settings = engine.settings
-    reconciliation = Reconciliation(
-        enabled=enabled, mode=Mode.DRY_RUN.value if dry_run else Mode.ENFORCE.value
-    )
+    reconciliation = Reconciliation(enabled=enabled, mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE)
     if not enabled:
         return reconciliation
     wanted = [
@@ -65,10 +63,10 @@ async def reconcile(
     reconciliation.truncated = len(actions) > settings.report_list_limit
     reconciliation.actions = actions[: settings.report_list_limit]
     if plan.limit_exceeded:
-        reconciliation.outcome = Outcome.LIMIT_EXCEEDED.value
+        reconciliation.outcome = Outcome.LIMIT_EXCEEDED
         reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
     elif reconciliation.counts.get(ActionStatus.FAILED.value):
-        reconciliation.outcome = Outcome.PARTIAL.value
+        reconciliation.outcome = Outcome.PARTIAL
         reconciliation.reason = "some revocations failed; the next run retries them"
     return reconciliation
 

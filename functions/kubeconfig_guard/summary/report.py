@@ -14,7 +14,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from ..models import Cluster, KubeconfigState
-from ..results import Action, ClusterIssue
+from ..results import Action, ActionStatus, ClusterIssue, Outcome
+from ..settings import Mode
 from .classify import CLASS_ORDER, KubeconfigClass, classify, days_left, parse_time
 
 REPORT_SCHEMA_VERSION = 1
@@ -51,8 +52,8 @@ class ClusterCounts(BaseModel):
 
 class Reconciliation(BaseModel):
     enabled: bool
-    mode: str
-    outcome: str = "ok"
+    mode: Mode
+    outcome: Outcome = Outcome.OK
     reason: str = ""
     counts: dict[str, int] = Field(default_factory=dict, description="Every action, by status.")
     actions: list[Action] = Field(
@@ -69,7 +70,7 @@ class Report(BaseModel):
 
     schema_version: int = REPORT_SCHEMA_VERSION
     generated_at: str
-    mode: str
+    mode: Mode
     regions: list[str]
     expiring_days: int
     kubeconfigs: int = 0
@@ -95,7 +96,7 @@ class Report(BaseModel):
     def needs_attention(self) -> bool:
         return bool(
             self.orphaned.total or self.root.total or self.expiring.total or self.skipped_clusters
-        ) or bool(self.reconciliation and self.reconciliation.counts.get("failed"))
+        ) or bool(self.reconciliation and self.reconciliation.counts.get(ActionStatus.FAILED.value))
 
 
 def _zero() -> dict[str, int]:
