@@ -20,6 +20,7 @@ from conftest import cluster, kc, settings, world
 from kubeconfig_guard.client import AckClient
 from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
 from kubeconfig_guard.fake import FakeAck, FakeAckTransport, FaultSpec
+from kubeconfig_guard.fake.faults import FaultInjector
 from kubeconfig_guard.ratelimit import AdaptiveRateLimiter
 
 
@@ -249,6 +250,18 @@ def test_slow_start_overshoot_is_cut_again_until_throttling_stops() -> None:
 
 
 # --- the real client against the fake ----------------------------------------------------
+
+
+def test_the_fake_throttles_a_share_of_requests_whatever_the_rate() -> None:
+    """FaultSpec.throttle_rate: a seeded share of the requests throttled (429
+    Throttling.User on the wire), with no token bucket behind it: the share does not depend
+    on the request rate."""
+    injector = FaultInjector(seed=5)
+    injector.set(None, FaultSpec(throttle_rate=0.10))
+    decisions = [injector.decide("ListClusterKubeconfigStates") for _ in range(4000)]
+    share = sum(d.throttled for d in decisions) / len(decisions)
+    assert 0.08 <= share <= 0.12 and injector.counts["throttled"] == sum(d.throttled for d in decisions)
+    assert all(d.error_status is None for d in decisions if d.throttled)
 
 
 def test_client_keeps_its_rate_under_5xx_and_rate_independent_throttling() -> None:
