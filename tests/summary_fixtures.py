@@ -97,7 +97,7 @@ def build_report(
             elif roll < 0.38:
                 states.append(_state(name, uid=uid, expires_in_days=rng.uniform(0.5, 30)))
             elif roll < 0.43:
-                states.append(_state(name, uid=uid, cert=CertState.UNKNOWN_STATE, expires_in_days=None))
+                states.append(_state(name, uid=uid, cert=CertState.UNKNOWN, expires_in_days=None))
             elif roll < 0.55:
                 states.append(
                     _state(

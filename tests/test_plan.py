@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubeconfig_guard.models import AccountType, Cluster, KubeconfigState
+from kubeconfig_guard.models import AccountType, CertState, Cluster, KubeconfigState
 from kubeconfig_guard.plan import (
     SafetyPolicy,
     enforce_limit,
@@ -61,10 +61,18 @@ def test_matching(principal: Principal, st: KubeconfigState, expected: bool) -> 
     assert matches(principal, st) is expected
 
 
-def test_unknown_enum_values_parse_and_are_kept() -> None:
+def test_undocumented_enum_values_parse_and_are_kept() -> None:
     s = state(account_type="FederatedUser", account_state="Frozen", cert_state="Revoked")
     assert s.account_type is not None and not s.account_type.is_known and s.account_type == "FederatedUser"
+    assert (
+        s.account_type.name == "UNDOCUMENTED"
+        and s.cert_state is not None
+        and s.cert_state.name == "UNDOCUMENTED"
+    )
     assert s.model_dump(mode="json")["account_state"] == "Frozen"
+    # "Unknown" is a documented certificate state, not an undocumented value
+    documented = state(cert_state="Unknown").cert_state
+    assert documented is CertState.UNKNOWN and documented.is_known
 
 
 def decide(states: list[KubeconfigState], kind: EventKind = EventKind.DELETED, **policy: Any) -> Any:

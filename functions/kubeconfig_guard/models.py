@@ -1,8 +1,10 @@
 """Pydantic models of the ACK OpenAPI operations kubeconfig-guard calls.
 
-Enum fields are *open*: a value the API docs don't list parses into a member
-named ``UNKNOWN`` that keeps the raw value, so a new ACK value never crashes a
-listing; decisions treat it as unknown (never as a match).
+Enum fields are *open*: a value the API docs don't list parses into a pseudo-member
+named ``UNDOCUMENTED`` that keeps the raw value (``is_known`` is False), so a new ACK value
+never crashes a listing; decisions never treat it as a match. Not to be confused with
+``CertState.UNKNOWN``, the documented API value ``"Unknown"``, or with the report's
+``KubeconfigClass.UNKNOWN`` (summary/classify.py), which holds both.
 
 The client validates answers with ``model_validate_json`` straight from the response
 bytes. Only the fields declared here are read; anything else in an answer is skipped
@@ -19,20 +21,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class OpenEnum(str, Enum):
-    """A string enum that accepts undocumented values as ``UNKNOWN`` pseudo-members."""
+    """A string enum that accepts undocumented values as ``UNDOCUMENTED`` pseudo-members."""
 
     @classmethod
     def _missing_(cls, value: object) -> Any:
         if not isinstance(value, str):
             return None
         member = str.__new__(cls, value)
-        member._name_ = "UNKNOWN"
+        member._name_ = "UNDOCUMENTED"
         member._value_ = value
         return member
 
     @property
     def is_known(self) -> bool:
-        return self._name_ != "UNKNOWN"
+        return self._name_ != "UNDOCUMENTED"
 
 
 class AccountType(OpenEnum):
@@ -50,7 +52,7 @@ class AccountState(OpenEnum):
 class CertState(OpenEnum):
     UNEXPIRED = "Unexpired"
     EXPIRED = "Expired"
-    UNKNOWN_STATE = "Unknown"
+    UNKNOWN = "Unknown"  # documented: ACK cannot tell the certificate's state
 
 
 class _ApiModel(BaseModel):

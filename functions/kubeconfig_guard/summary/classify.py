@@ -15,7 +15,7 @@ class KubeconfigClass(str, Enum):
     ROOT = "root"  # issued to the root account
     EXPIRED = "expired"
     EXPIRING = "expiring"  # Unexpired, expires within N days
-    UNKNOWN = "unknown"  # cert state Unknown or undocumented
+    UNKNOWN = "unknown"  # certificate state unknown: CertState.UNKNOWN, an undocumented value, no expiry
     HEALTHY = "healthy"
 
 
