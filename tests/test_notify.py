@@ -548,3 +548,51 @@ def test_escaped_name_in_json_webhook_is_exact(receiver: Receiver) -> None:
     deliver(report, Settings(webhook_url=urls(receiver.url)["webhook_url"]))
     names = [e["account_name"] for e in receiver.requests[0].json()["orphaned"]["items"]]
     assert EVIL_NAME in names
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+
+def test_registry_names_settings_that_exist() -> None:
+    names = [c.name for c in channels.CHANNELS]
+    assert names == ["dingtalk", "feishu", "wecom", "slack", "webhook"]
+    fields = Settings.model_fields
+    for channel in channels.CHANNELS:
+        assert channel.url_setting in fields, channel
+        assert all(name in fields for name in channel.secret_settings), channel
+    assert {n for c in channels.CHANNELS for n in c.secret_settings} == {"dingtalk_secret", "feishu_secret"}
+
+
+def test_a_channel_added_to_the_registry_is_delivered_retried_and_scrubbed(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    """What the package docstring promises: one module (here: a prepare and a check) + one registry line."""
+
+    def check(response: httpx.Response) -> channels.Verdict:
+        if (verdict := base.http_verdict(response)) is not None:
+            return verdict
+        ok = base.json_body(response).get("errcode") == 0
+        return channels.Verdict(ok, False, 200, None if ok else "HTTP 200: not accepted")
+
+    def prepare(report: Report, settings: Settings, clock: base.Clock) -> channels.Prepared:
+        url = base.setting(settings.webhook_url)
+        text, truncated = base.fit_digest(report, settings.report_url, base.utf8_within(600), inert.MARKDOWN)
+        return channels.Prepared("newchat", url, {"text": text}, truncated, check, base.url_secrets(url))
+
+    newchat = channels.Channel("newchat", "webhook_url", prepare)
+    monkeypatch.setattr(registry, "CHANNELS", (*channels.CHANNELS[:-1], newchat))
+    path = urlsplit(urls(receiver.url)["webhook_url"]).path
+    receiver.script(path, (503, {"errcode": 1, "errmsg": "busy"}, {}), (200, {"errcode": 0}, {}))
+
+    (d,) = deliver(build_report(), Settings(webhook_url=urls(receiver.url)["webhook_url"]))
+    assert d.channel == "newchat" and d.ok and d.attempts == 2 and d.truncated
+    sent = receiver.on(path)[-1].json()["text"]
+    assert len(sent.encode("utf-8")) <= 600 and sent.endswith(base.TRUNCATION_LINE + "\n")
+
+    receiver.script(
+        path, *[(500, {"errcode": 1, "errmsg": f"bad {urls(receiver.url)['webhook_url']}"}, {})] * 4
+    )
+    (failed,) = deliver(build_report(), Settings(webhook_url=urls(receiver.url)["webhook_url"]))
+    assert not failed.ok and failed.attempts == base.MAX_ATTEMPTS
+    assert failed.error is not None and failed.error.startswith("newchat: HTTP 500 code 1: bad ")
+    assert_no_secret(failed.error, receiver.url)

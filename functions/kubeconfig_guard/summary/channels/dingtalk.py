@@ -33,6 +33,8 @@ from .base import (
 TEXT_LIMIT_BYTES = 18_000
 RETRY_CODES = frozenset({130101, -1})  # 130101: sending too fast; -1: system busy
 
+NAME = "dingtalk"
+
 
 def signature(secret: str, timestamp_ms: int) -> str:
     """base64(HMAC-SHA256(key=secret, msg="{timestamp}\\n{secret}")) (URL-encoded by the caller)."""
@@ -54,8 +56,8 @@ def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
 
     check = errcode_check(RETRY_CODES)
     return Prepared(
-        "dingtalk", url, payload, truncated, check, [*url_secrets(url), secret], sign if secret else None
+        NAME, url, payload, truncated, check, [*url_secrets(url), secret], sign if secret else None
     )
 
 
-CHANNEL = Channel("dingtalk", "dingtalk_webhook", prepare, secret_settings=("dingtalk_secret",))
+CHANNEL = Channel(NAME, "dingtalk_webhook", prepare, secret_settings=("dingtalk_secret",))

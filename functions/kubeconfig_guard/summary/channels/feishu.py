@@ -35,6 +35,8 @@ from .base import (
 BODY_LIMIT_BYTES = 18_000
 RETRY_CODES = frozenset({11232, 9499})  # frequency limited; too many requests
 
+NAME = "feishu"
+
 
 def signature(secret: str, timestamp_s: int) -> str:
     """base64(HMAC-SHA256(key="{timestamp}\\n{secret}", msg=b""))."""
@@ -86,8 +88,8 @@ def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
         return target, {"timestamp": str(timestamp), "sign": signature(secret, timestamp), **body}
 
     return Prepared(
-        "feishu", url, card(text), truncated, check, [*url_secrets(url), secret], sign if secret else None
+        NAME, url, card(text), truncated, check, [*url_secrets(url), secret], sign if secret else None
     )
 
 
-CHANNEL = Channel("feishu", "feishu_webhook", prepare, secret_settings=("feishu_secret",))
+CHANNEL = Channel(NAME, "feishu_webhook", prepare, secret_settings=("feishu_secret",))

@@ -28,6 +28,8 @@ from .base import (
 BLOCK_CHARS = 3_000
 MAX_BLOCKS = 50
 
+NAME = "slack"
+
 
 def sections(text: str, limit: int | None = None) -> list[str]:
     """Split mrkdwn into section texts of at most ``limit`` characters, at line ends when possible."""
@@ -69,7 +71,7 @@ def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
         {"type": "section", "text": {"type": "mrkdwn", "text": s, "verbatim": True}} for s in sections(text)
     ]
     payload = {"text": slack_escape(title(report)), "blocks": blocks}
-    return Prepared("slack", url, payload, truncated, check, url_secrets(url))
+    return Prepared(NAME, url, payload, truncated, check, url_secrets(url))
 
 
-CHANNEL = Channel("slack", "slack_webhook", prepare)
+CHANNEL = Channel(NAME, "slack_webhook", prepare)

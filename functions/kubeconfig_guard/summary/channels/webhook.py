@@ -11,6 +11,8 @@ from ...settings import Settings
 from ..report import Report
 from .base import Channel, Clock, Prepared, Verdict, is_retry_status, retry_after, setting, url_secrets
 
+NAME = "webhook"
+
 
 def check(response: httpx.Response) -> Verdict:
     status = response.status_code
@@ -21,7 +23,7 @@ def check(response: httpx.Response) -> Verdict:
 
 def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
     url = setting(settings.webhook_url)
-    return Prepared("webhook", url, report.model_dump(mode="json"), False, check, url_secrets(url))
+    return Prepared(NAME, url, report.model_dump(mode="json"), False, check, url_secrets(url))
 
 
-CHANNEL = Channel("webhook", "webhook_url", prepare)
+CHANNEL = Channel(NAME, "webhook_url", prepare)

@@ -14,12 +14,14 @@ from .base import Channel, Clock, Prepared, errcode_check, fit_digest, setting, 
 CONTENT_LIMIT_BYTES = 4_000
 RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency out of limit; -1: system busy
 
+NAME = "wecom"
+
 
 def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
     url = setting(settings.wecom_webhook)
     text, truncated = fit_digest(report, settings.report_url, utf8_within(CONTENT_LIMIT_BYTES), WECOM)
     payload = {"msgtype": "markdown", "markdown": {"content": text}}
-    return Prepared("wecom", url, payload, truncated, errcode_check(RETRY_CODES), url_secrets(url))
+    return Prepared(NAME, url, payload, truncated, errcode_check(RETRY_CODES), url_secrets(url))
 
 
-CHANNEL = Channel("wecom", "wecom_webhook", prepare)
+CHANNEL = Channel(NAME, "wecom_webhook", prepare)
