@@ -205,7 +205,9 @@ def hostile_report(names: list[str]) -> Report:
     )
     # Undocumented account types and states come through as free text too.
     entry = report.orphaned.items[0]
-    report.orphaned.items[0] = entry.model_copy(update={"account_type": next(n), "account_state": next(n)})
+    report.orphaned.items[0] = entry.model_copy(
+        update={"account_type": AccountType(next(n)), "account_state": AccountState(next(n))}
+    )
     return report
 
 

@@ -168,7 +168,7 @@ def action_for(candidate: Candidate, status: ActionStatus, reason: str, **extra:
         uid=candidate.uid,
         account_name=state.account_name,
         account_type=state.account_type or AccountType(""),
-        account_state=state.account_state.value if state.account_state else None,
+        account_state=state.account_state or None,
         status=status,
         reason=reason,
         **extra,

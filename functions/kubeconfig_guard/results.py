@@ -9,7 +9,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import AccountType, Cluster
+from .models import AccountState, AccountType, Cluster
 from .principal import EventKind, Principal
 from .settings import Mode
 
@@ -83,7 +83,7 @@ class Action(BaseModel):
     uid: str
     account_name: str
     account_type: AccountType = Field(description="The state's account type; '' when ACK gave none.")
-    account_state: str | None = None
+    account_state: AccountState | None = None
     status: ActionStatus
     reason: str
     force: bool | None = None

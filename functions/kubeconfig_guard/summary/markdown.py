@@ -18,7 +18,7 @@ from .report import EntryList, KubeconfigEntry, Report
 def _who(e: KubeconfigEntry, d: Dialect) -> str:
     return (
         f"{d.code(e.account_name or e.account_id)} "
-        f"({d.text(e.account_type)}, {d.text(e.account_state or '?')})"
+        f"({d.text(e.account_type.value)}, {d.text(e.account_state.value if e.account_state else '?')})"
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from ..models import Cluster, KubeconfigState
+from ..models import AccountState, AccountType, CertState, Cluster, KubeconfigState
 from ..results import Action, ActionStatus, ClusterIssue, Outcome
 from ..settings import Mode
 from .classify import CLASS_ORDER, KubeconfigClass, classify, days_left, parse_time
@@ -27,9 +27,9 @@ class KubeconfigEntry(BaseModel):
     cluster_name: str
     account_id: str
     account_name: str
-    account_type: str
-    account_state: str | None
-    cert_state: str | None
+    account_type: AccountType  # '' when ACK gave none
+    account_state: AccountState | None
+    cert_state: CertState | None
     cert_expire_time: str | None
     days_left: int | None
     revokable: bool
@@ -166,9 +166,9 @@ class ReportBuilder:
             cluster_name=cluster.name,
             account_id=state.account_id,
             account_name=state.account_name,
-            account_type=state.account_type.value if state.account_type else "",
-            account_state=state.account_state.value if state.account_state else None,
-            cert_state=state.cert_state.value if state.cert_state else None,
+            account_type=state.account_type or AccountType(""),
+            account_state=state.account_state or None,
+            cert_state=state.cert_state or None,
             cert_expire_time=state.cert_expire_time,
             days_left=None if left is None else int(left),
             revokable=state.revokable,
