@@ -402,7 +402,7 @@ def _attention(report: Report) -> list[str]:
     if n := len(report.skipped_clusters):
         out.append(f"{n} cluster{'s' if n != 1 else ''} not scanned")
     rec = report.reconciliation
-    if rec is not None and (n := rec.counts.get("failed", 0)):
+    if rec is not None and (n := rec.counts.get(ActionStatus.FAILED.value, 0)):
         out.append(f"{n} revocation{'s' if n != 1 else ''} failed")
     return out
 

@@ -12,6 +12,7 @@ names, ids, regions, states, times, reasons. Only counts and our own words are t
 from __future__ import annotations
 
 from ..inert import MARKDOWN, Dialect
+from ..results import ActionStatus
 from .report import EntryList, KubeconfigEntry, Report
 
 
@@ -77,11 +78,12 @@ def render_markdown(
     ]
     body: list[str] = []
     if rec is not None and rec.enabled and rec.actions:
-        c = rec.counts
+        n = {s: rec.counts.get(s.value, 0) for s in ActionStatus}
         body.append(
             d.heading(
-                f"Reconciliation: {c.get('revoked', 0)} revoked · {c.get('would-revoke', 0)} would revoke · "
-                f"{c.get('deferred', 0)} deferred · {c.get('failed', 0)} failed · {c.get('skipped', 0)} skipped",
+                f"Reconciliation: {n[ActionStatus.REVOKED]} revoked · {n[ActionStatus.WOULD_REVOKE]} would revoke · "
+                f"{n[ActionStatus.DEFERRED]} deferred · {n[ActionStatus.FAILED]} failed · "
+                f"{n[ActionStatus.SKIPPED]} skipped",
                 3,
             )
         )
