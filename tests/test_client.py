@@ -202,10 +202,9 @@ def test_rate_limiter_slow_start_grows_fast_until_the_first_throttle() -> None:
     for _ in range(5):
         limiter.on_success()
     assert limiter.rate == 150.0
-    for _ in range(2):
-        limiter.on_throttled()
-    assert limiter.slow_start and limiter.rate == 150.0  # a throttled answer or two: not yet
-    limiter.on_throttled()  # three of eight answers throttled: a limit
+    limiter.on_throttled()
+    assert limiter.slow_start and limiter.rate == 150.0  # a lone throttled answer: not yet
+    limiter.on_throttled()  # a second one in a row: a limit is overrun
     assert not limiter.slow_start and limiter.rate <= 120.0  # at least a 20 % cut
 
 

@@ -3,7 +3,8 @@
 Requests are spaced at ``1/rate``. The rate starts low and grows fast (slow start)
 until throttling or the ceiling, then grows additively (at least 5 % a second), so the
 client settles just under an undisclosed limit instead of hammering it. Slow start ends
-at a sign of a limit: at least 3 throttled answers, a fifth of the recent ones.
+at a sign of a limit: two throttled answers in a row, or at least 3 throttled answers
+that are a fifth of the recent ones (a few scattered ones are no sign).
 
 The client reports every answer: a success, a throttled answer (HTTP 429 /
 ``Throttling.*``) or a failure (5xx, reset, timeout, any other error). **Only throttled
@@ -213,10 +214,12 @@ class AdaptiveRateLimiter:
             return  # a verdict was just acted on, or a probe is collecting its data
         if now - self._last_decrease < self._cooldown:
             return  # one decrease per burst of throttled answers already in flight
-        if self.slow_start:
+        if self.slow_start and (len(self._answers) < 2 or not self._answers[-2][1]):
+            # Scattered throttled answers in slow start are no sign of a limit yet (a limit
+            # overrun throttles answer after answer).
             n, share = self._share()
             if round(share * n) < SLOW_START_THROTTLED or share < SLOW_START_SHARE:
-                return  # a few throttled answers in slow start: no sign of a limit yet
+                return
         if self.background > 0.0:
             n, share = self._share()
             b = self.background
