@@ -1,4 +1,7 @@
-"""The import path of the delivery step (``summary/channels/`` holds the channels themselves)."""
+"""The old import path of the delivery step, kept for callers not yet moved (tests/test_inert_text.py).
+
+The chat channels live in ``summary/channels/`` (see its docstring); new code imports from there.
+"""
 
 from __future__ import annotations
 

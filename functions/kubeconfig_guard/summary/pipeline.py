@@ -2,7 +2,7 @@
 
 options -> scan (``scan.py``: every listing streamed into the report builder, which classifies,
 ``classify.py``/``report.py``) -> reconcile (``reconcile.py``: the orphans, with the event path's
-rules) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``) -> deliver (``notify.py``)
+rules) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``) -> deliver (``channels/``)
 -> ``SummaryResult``. The handler (``handlers.summary_handler``) only adapts Function Compute to
 ``summarize``.
 """
@@ -26,9 +26,9 @@ from ..redaction import redact
 from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ActionStatus, ClusterIssue, Outcome
 from ..runtime import Runtime
 from ..settings import Mode
+from .channels import Delivery, deliver_all
 from .html import render_html
 from .markdown import render_markdown
-from .notify import Delivery, deliver_all
 from .options import OptionsError, SummaryOptions, parse_summary_event
 from .reconcile import reconcile
 from .report import Report, ReportBuilder
