@@ -30,7 +30,10 @@ from kubeconfig_guard.handlers import handle_summary
 from kubeconfig_guard.models import AccountState, AccountType, CertState, Cluster, KubeconfigState
 from kubeconfig_guard.results import Action, ActionStatus, ClusterIssue, ClusterStatus, count_actions
 from kubeconfig_guard.settings import Settings
-from kubeconfig_guard.summary import notify
+from kubeconfig_guard.summary.channels import dingtalk as dingtalk_channel
+from kubeconfig_guard.summary.channels import feishu as feishu_channel
+from kubeconfig_guard.summary.channels import slack as slack_channel
+from kubeconfig_guard.summary.channels import wecom as wecom_channel
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.report import Reconciliation, Report, ReportBuilder
@@ -353,10 +356,10 @@ def channel_texts(report: Report) -> dict[str, tuple[inert.Dialect, str]]:
         report_url=REPORT_URL,
     )
     clock = NOW.timestamp
-    ding = notify.prepare_dingtalk(report, settings, clock).payload
-    feishu = notify.prepare_feishu(report, settings, clock).payload
-    wecom = notify.prepare_wecom(report, settings, clock).payload
-    slack = notify.prepare_slack(report, settings, clock).payload
+    ding = dingtalk_channel.prepare(report, settings, clock).payload
+    feishu = feishu_channel.prepare(report, settings, clock).payload
+    wecom = wecom_channel.prepare(report, settings, clock).payload
+    slack = slack_channel.prepare(report, settings, clock).payload
     for block in slack["blocks"]:
         assert block["text"] == {"type": "mrkdwn", "text": block["text"]["text"], "verbatim": True}
     assert not set(inert.UNSAFE.findall(slack["text"]))

@@ -23,6 +23,7 @@ from .errors import RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
 from .results import BatchResult, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
+from .settings import Mode
 
 if TYPE_CHECKING:
     from .summary.pipeline import SummaryOutcome
@@ -40,7 +41,7 @@ def backstop(deadline: Deadline) -> float | None:
     return None if remaining is None else remaining + BACKSTOP_GRACE_SECONDS
 
 
-def ignored_result(item: Ignored, mode: str) -> RevocationResult:
+def ignored_result(item: Ignored, mode: Mode) -> RevocationResult:
     return RevocationResult(
         event_id=item.event_id,
         event_name=item.event_name,
