@@ -421,3 +421,23 @@ def test_nothing_is_revoked_outside_the_rules(inproc_harness: Any, case: Any) ->
     assert revoked(h) <= allowed, (result.reason, [a.reason for a in result.actions])
     if result.outcome is Outcome.OK:
         assert revoked(h) == allowed  # nothing the rules allow is lost either
+
+
+def test_summary_reconciliation_follows_the_same_state_and_protection_rules(make_harness: Any) -> None:
+    """The daily summary revokes orphans with the event path's rules: documented states only, never
+    a display-name 'protection', never the root account."""
+    states = [
+        kc(ALICE, "alice", account_state="Deleted", account_display_name="Break Glass"),
+        kc(CAROL, "carol", account_state="InActive"),
+        kc("200000000000000104", "dave", account_state="active"),  # undocumented spelling
+        kc("200000000000000105", "erin", account_state="Suspended"),
+        kc(BOB, "bob", account_state="Active"),
+        kc(ACCOUNT, "root", account_type="RootAccount", account_state="Deleted"),
+    ]
+    h = make_harness(world({"cn-hangzhou": [cluster("c1", *states)]}))
+    rt = h.runtime(account_id=None, remediate_locked=True, protected_principals=["Break Glass"])
+    outcome = handle_summary(None, CONTEXT, runtime=rt)
+    assert revoked(h) == {("c1", ALICE), ("c1", CAROL)}
+    assert outcome.report is not None and outcome.report.reconciliation is not None
+    skipped = {a.uid: a.reason for a in outcome.report.reconciliation.actions if a.status.value == "skipped"}
+    assert "root account" in skipped[ACCOUNT]
