@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +29,26 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+
+# The cyclic garbage collector's first-generation threshold while a Runtime exists. A listing
+# allocates tens of thousands of long-lived objects (models of kubeconfig states, kept for the
+# freshness window) and almost no cyclic garbage (reference counting frees the rest); at the
+# default threshold (700) the collector ran ~150 times per medium event and re-scanned those
+# objects, 10-15 % of the event's CPU. Raised, never lowered.
+GC_GEN0_THRESHOLD = 50_000
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Once per process: freeze what the imports made (never scanned again), collect less often."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    if gen0 and gen0 < GC_GEN0_THRESHOLD:
+        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class InvocationCredentials:
@@ -61,6 +82,7 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         caller_uids: frozenset[str] = frozenset(),
     ) -> None:
+        tune_gc()
         self.settings = settings
         self.credentials = InvocationCredentials(credentials)
         self._transport = transport
