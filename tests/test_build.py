@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import fake_ack_process
 from kubeconfig_guard.credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+from support.harness import fake_ack_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "build"

@@ -6,9 +6,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from conftest import EVENTS, cluster, kc, world
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.results import RevocationResult
+from support.events import delete_user
+from support.worlds import cluster, kc, world
 
 LISTING_OPS = ("DescribeClustersV1", "ListClusterKubeconfigStates")
 
@@ -23,10 +24,7 @@ def burst_world() -> Any:
 
 
 def deletion(name: str) -> bytes:
-    record = json.loads((EVENTS / "ram-delete-user.json").read_text())
-    record["data"]["requestParameters"] = {"UserName": name}
-    record["data"]["eventId"] = f"evt-{name}"
-    return json.dumps(record).encode()
+    return delete_user(name, event_id=f"evt-{name}")
 
 
 def listing_calls(counter: Any) -> int:

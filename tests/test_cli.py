@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EVENTS, EXAMPLE_WORLD, ROOT
+from support.worlds import EVENTS, EXAMPLE_WORLD, ROOT
 
 KCGUARD = shutil.which("kcguard", path=str(Path(sys.executable).parent)) or "kcguard"
 

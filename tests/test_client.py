@@ -9,12 +9,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from conftest import cluster, kc, settings, world
 from kubeconfig_guard.client import AckClient, endpoint_url
 from kubeconfig_guard.credentials import Credentials, StaticCredentials, from_environment_or_demo
 from kubeconfig_guard.errors import AckApiError, KcguardError
 from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, FaultSpec
 from kubeconfig_guard.ratelimit import AdaptiveRateLimiter
+from support.worlds import cluster, kc, settings, world
 
 
 def big_world(n: int = 137) -> Any:

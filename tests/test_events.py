@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ACCOUNT, EVENTS
 from kubeconfig_guard.admission import Guard, admit
 from kubeconfig_guard.events import SUPPORTED_EVENTS, Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.models import AccountType
 from kubeconfig_guard.principal import EventKind
+from support.worlds import ACCOUNT, EVENTS
 
 INDEX = json.loads((EVENTS / "index.json").read_text())["samples"]
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE_WORLD, fake_ack_process
 from kubeconfig_guard.client import AckClient
 from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
 from kubeconfig_guard.fake.cli import fake_app
 from kubeconfig_guard.settings import Settings
+from support.harness import fake_ack_process
+from support.worlds import EXAMPLE_WORLD
 
 PROD = "c5b5e80b0b64a4bf6939d2d8fbbc50a01"
 ALICE = "200000000000000101"

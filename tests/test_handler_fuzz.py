@@ -10,24 +10,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EVENTS, EXAMPLE_WORLD, Harness
 from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.events import RevocationRequest, parse_event
-from kubeconfig_guard.fake import FakeAck, load_world
+from kubeconfig_guard.fake import load_world
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.results import BatchResult, RevocationResult
+from support.events import sample
+from support.harness import Harness, one_harness
+from support.worlds import EXAMPLE_WORLD
 
-SAMPLE = json.loads((EVENTS / "ram-delete-user.json").read_text())
+SAMPLE = sample("ram-delete-user.json")
 WORLD = load_world(EXAMPLE_WORLD)
 WORLD_STATES = [k for r in WORLD.regions.values() for c in r.clusters for k in c.kubeconfigs]
 
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    h = Harness(FakeAck(load_world(EXAMPLE_WORLD)), "inproc")
-    h.runtime(regions=["cn-hangzhou", "ap-southeast-1"], mode="enforce")
-    yield h
-    h.close()
+    with one_harness() as h:  # examples/world.json, in-process
+        h.runtime(regions=["cn-hangzhou", "ap-southeast-1"], mode="enforce")
+        yield h
 
 
 def mutate(draw: Any) -> bytes:

@@ -24,10 +24,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from conftest import ACCOUNT, cluster, kc, local_http_server, world
 from kubeconfig_guard import inert
 from kubeconfig_guard.handlers import handle_summary
-from kubeconfig_guard.models import AccountState, AccountType, CertState, Cluster, KubeconfigState
+from kubeconfig_guard.models import AccountState, AccountType, Cluster, KubeconfigState
 from kubeconfig_guard.results import Action, ActionStatus, ClusterIssue, ClusterStatus, count_actions
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary.channels import dingtalk as dingtalk_channel
@@ -37,7 +36,9 @@ from kubeconfig_guard.summary.channels import wecom as wecom_channel
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.report import Reconciliation, Report, ReportBuilder
-from summary_fixtures import NOW
+from support.receivers import local_http_server
+from support.reports import NOW
+from support.worlds import ACCOUNT, cluster, iso, kc, kubeconfig_state, world
 
 REPORT_URL = "https://reports.example.com/kcguard/2026-11-26/report.html"
 CHAT = (inert.DINGTALK, inert.WECOM, inert.FEISHU, inert.SLACK)
@@ -137,17 +138,8 @@ def hostile_report(names: list[str]) -> Report:
     target = Cluster(cluster_id=next(n), name=next(n), region_id=region, state="running")
 
     def state(name: str, uid: str, **fields: Any) -> KubeconfigState:
-        base: dict[str, Any] = {
-            "account_id": uid,
-            "account_name": name,
-            "account_type": AccountType.RAM_USER,
-            "account_state": AccountState.DELETED,
-            "cert_state": CertState.UNEXPIRED,
-            "cert_expire_time": (NOW + timedelta(days=300)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "revokable": True,
-        }
-        base.update(fields)
-        return KubeconfigState(**base)
+        fields.setdefault("cert_expire_time", iso(NOW + timedelta(days=300)))
+        return kubeconfig_state(uid, name, **fields)
 
     orphan, orphan_uid = next(n), next(n)
     builder.add_cluster(

@@ -19,10 +19,10 @@ from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from conftest import EVENTS, EXAMPLE_WORLD, ROOT
 from kubeconfig_guard import inert, logs
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.redaction import redact, register_secret
+from support.worlds import EVENTS, EXAMPLE_WORLD, ROOT
 
 LINE_BREAKERS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 FRAGMENTS = [

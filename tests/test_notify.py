@@ -20,13 +20,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 import pytest
 
-from conftest import local_http_server
 from kubeconfig_guard import inert
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary import channels
 from kubeconfig_guard.summary.channels import Delivery, base, deliver_all, registry, slack, wecom
 from kubeconfig_guard.summary.report import Report
-from summary_fixtures import EVIL_NAME, build_report
+from support.receivers import local_http_server
+from support.reports import EVIL_NAME, build_report
 
 NOW_S = 1_764_122_400.25  # the fixed clock of the tests
 DINGTALK_SECRET = "SEC0123456789abcdefdingtalk"

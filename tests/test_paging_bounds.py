@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ACCOUNT, ROOT, cluster, kc, settings, world
 from kubeconfig_guard.client import (
     CLUSTERS_PAGE_SIZE,
     LISTING_PASSES,
@@ -36,7 +35,9 @@ from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, Faul
 from kubeconfig_guard.handlers import handle_event
 from kubeconfig_guard.summary.options import SummaryOptions
 from kubeconfig_guard.summary.pipeline import run_summary
-from resilience_helpers import SUMMARY_NOW, delete_user, result_of
+from support.events import delete_user
+from support.resilience import SUMMARY_NOW, result_of
+from support.worlds import ACCOUNT, ROOT, cluster, kc, settings, world
 
 LIST = "ListClusterKubeconfigStates"
 DESCRIBE = "DescribeClustersV1"

@@ -19,6 +19,7 @@ from kubeconfig_guard.plan import (
 from kubeconfig_guard.plan import decide as plan_decide
 from kubeconfig_guard.principal import EventKind, Principal
 from kubeconfig_guard.results import ActionStatus
+from support.worlds import kubeconfig_state
 
 USER = AccountType.RAM_USER
 ROLE = AccountType.RAM_ROLE
@@ -26,16 +27,8 @@ CLUSTER = Cluster(cluster_id="c1", name="prod", region_id="cn-hangzhou", state="
 
 
 def state(uid: str = "2001", name: str = "alice", **fields: Any) -> KubeconfigState:
-    base: dict[str, Any] = {
-        "account_id": uid,
-        "account_name": name,
-        "account_type": "RamUser",
-        "account_state": "Deleted",
-        "cert_state": "Unexpired",
-        "revokable": True,
-    }
-    base.update(fields)
-    return KubeconfigState.model_validate(base)
+    fields.setdefault("cert_expire_time", None)  # no expiry unless the test gives one
+    return kubeconfig_state(uid, name, **fields)
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import cluster, kc, settings, world
 from kubeconfig_guard.client import AckClient
 from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
 from kubeconfig_guard.fake import FakeAck, FakeAckTransport, FaultSpec
 from kubeconfig_guard.fake.faults import FaultInjector
 from kubeconfig_guard.ratelimit import AdaptiveRateLimiter
+from support.worlds import cluster, kc, settings, world
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
 from kubeconfig_guard.cli import settings_markdown
 from kubeconfig_guard.events import supported_events_markdown
+from support.worlds import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -2,7 +2,7 @@
 
 Throttling storms, 5xx bursts, answers slower than the timeout, connections reset
 mid-response, hung connections, pagination drift and clusters deleted mid-run, through
-the in-process transport and the real HTTP server. The invariants (``resilience_helpers``):
+the in-process transport and the real HTTP server. The invariants (``support.resilience``):
 every matched (cluster, uid) ends revoked, or is reported failed/deferred and revoked by
 the retry (Function Compute's, or the next summary run); nothing is revoked twice; only
 ``RetryableInvocationError`` escapes; the result says exactly what happened. Secrets never
@@ -15,10 +15,9 @@ import contextlib
 import io
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,24 +26,25 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from conftest import ACCOUNT, Harness, cluster, kc, world
 from kubeconfig_guard import logs
 from kubeconfig_guard.credentials import from_environment_or_demo
 from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck, FakeAckError, FaultSpec, World
 from kubeconfig_guard.handlers import handle_event, handle_summary
-from resilience_helpers import (
+from support.events import delete_user, lock_user
+from support.harness import Harness
+from support.receivers import local_http_server
+from support.resilience import (
     SUMMARY_NOW,
     Pair,
     assert_revoked_exactly,
-    delete_user,
     invoke_until_done,
-    lock_user,
     result_of,
     revoked_pairs,
     summary_once,
     summary_until_done,
 )
+from support.worlds import ACCOUNT, cluster, kc, world
 
 ALICE = "200000000000000011"
 NEW_ALICE = "200000000000000050"  # a new user who reused the name "alice": Active
@@ -82,21 +82,6 @@ FAULT_COUNTED = {
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def harness_of(wire: str) -> Iterator[Any]:
-    """Like ``make_harness``, for a backend built by the test (own key pair, fault seed)."""
-    made: list[Harness] = []
-
-    def make(backend: FakeAck) -> Harness:
-        h = Harness(backend, wire)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        h.close()
 
 
 # --- worlds -------------------------------------------------------------------------------
@@ -175,9 +160,9 @@ RETRIED_BY = {"client": {}, "invocation": {"max_attempts": 1}}
 
 @pytest.mark.parametrize("retried_by", list(RETRIED_BY))
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_event_path_survives_fault(harness_of: Any, fault: str, retried_by: str) -> None:
+def test_event_path_survives_fault(make_harness: Any, fault: str, retried_by: str) -> None:
     w, expected = event_world()
-    h = harness_of(FakeAck(w, fault_seed=11))
+    h = make_harness(FakeAck(w, fault_seed=11))
     spec, overrides = FAULTS[fault]
     h.backend.faults.set(None, spec)
     rt = h.runtime(**{**FAST, **overrides, **RETRIED_BY[retried_by], "protected_principals": [PROTECTED]})
@@ -204,9 +189,9 @@ def lookalikes(doc: dict[str, Any]) -> set[Pair]:
 
 @pytest.mark.parametrize("retried_by", list(RETRIED_BY))
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_summary_reconciles_under_fault(harness_of: Any, fault: str, retried_by: str) -> None:
+def test_summary_reconciles_under_fault(make_harness: Any, fault: str, retried_by: str) -> None:
     w, expected = orphan_world()
-    h = harness_of(FakeAck(w, fault_seed=5))
+    h = make_harness(FakeAck(w, fault_seed=5))
     spec, overrides = FAULTS[fault]
     h.backend.faults.set(None, spec)
     rt = h.runtime(**{**SUMMARY_SETTINGS, **overrides, **RETRIED_BY[retried_by]})
@@ -553,9 +538,9 @@ def delete_when(op: str, cluster_id: str) -> Any:
     return hook
 
 
-def test_event_clusters_deleted_between_listing_and_cleaning(harness_of: Any) -> None:
+def test_event_clusters_deleted_between_listing_and_cleaning(make_harness: Any) -> None:
     w, expected = event_world()
-    h = harness_of(FakeAck(w, fault_seed=2))
+    h = make_harness(FakeAck(w, fault_seed=2))
     h.backend.faults.set(None, FaultSpec(error_rate_5xx=0.3))
     h.backend.hooks += [delete_when(CLEAN, "c01"), delete_when(LIST, "c02")]
     expected -= {("c01", ALICE), ("c02", ALICE)}
@@ -573,9 +558,9 @@ def test_event_clusters_deleted_between_listing_and_cleaning(harness_of: Any) ->
     assert_revoked_exactly(h.backend, expected)
 
 
-def test_summary_clusters_deleted_between_listing_and_cleaning(harness_of: Any) -> None:
+def test_summary_clusters_deleted_between_listing_and_cleaning(make_harness: Any) -> None:
     w, expected = orphan_world()
-    h = harness_of(FakeAck(w, fault_seed=2))
+    h = make_harness(FakeAck(w, fault_seed=2))
     h.backend.faults.set(None, FaultSpec(error_rate_5xx=0.3))
     h.backend.hooks += [delete_when(CLEAN, "s01"), delete_when(LIST, "s02")]
     rt = h.runtime(**SUMMARY_SETTINGS)
@@ -597,7 +582,7 @@ def test_summary_clusters_deleted_between_listing_and_cleaning(harness_of: Any) 
 # --- deferred (Force=false refused), then revoked by the daily summary -------------------------
 
 
-def test_locked_user_deferred_under_faults_then_revoked_by_the_summary(harness_of: Any) -> None:
+def test_locked_user_deferred_under_faults_then_revoked_by_the_summary(make_harness: Any) -> None:
     carol = "200000000000000033"
     recent = "2026-11-24T10:00:00Z"  # within 7 days of the fake's clock
     w = world(
@@ -611,7 +596,7 @@ def test_locked_user_deferred_under_faults_then_revoked_by_the_summary(harness_o
             ]
         }
     )
-    h = harness_of(FakeAck(w, fault_seed=4))
+    h = make_harness(FakeAck(w, fault_seed=4))
     h.backend.faults.set(None, FaultSpec(error_rate_5xx=0.3))
     expected = {("l0", carol), ("l1", carol), ("l2", carol)}
     rt = h.runtime(**FAST)
@@ -673,12 +658,8 @@ class _EchoingRobot(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def robot() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRobot)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/robot/send?access_token={DINGTALK_TOKEN}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_EchoingRobot, f"/robot/send?access_token={DINGTALK_TOKEN}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -742,10 +723,10 @@ def assert_no_secret(texts: list[str]) -> None:
 
 
 def test_secrets_never_appear_under_any_fault(
-    harness_of: Any, secret_env: None, capfd: pytest.CaptureFixture[str]
+    make_harness: Any, secret_env: None, capfd: pytest.CaptureFixture[str]
 ) -> None:
     clusters = [cluster(f"k{i}", kc(BOB, "bob", account_state="Active")) for i in range(3)]
-    h = harness_of(FakeAck(world({"cn-hangzhou": clusters}), fault_seed=9))  # accepts the env's key pair
+    h = make_harness(FakeAck(world({"cn-hangzhou": clusters}), fault_seed=9))  # accepts the env's key pair
     rt = h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2, "log_level": "DEBUG"})
     texts: list[str] = []
     everyone: set[Pair] = set()
@@ -782,7 +763,7 @@ def test_secrets_never_appear_under_any_fault(
 
 @pytest.mark.parametrize("refused", ["secret", "token"])
 def test_wrong_credentials_are_refused_and_never_shown(
-    harness_of: Any, secret_env: None, capfd: pytest.CaptureFixture[str], refused: str
+    make_harness: Any, secret_env: None, capfd: pytest.CaptureFixture[str], refused: str
 ) -> None:
     w, _ = event_world(2)
     other = (
@@ -790,7 +771,7 @@ def test_wrong_credentials_are_refused_and_never_shown(
         if refused == "secret"
         else {"security_token": "the-token-ack-expects"}
     )
-    h = harness_of(FakeAck(w, **other))
+    h = make_harness(FakeAck(w, **other))
     rt = h.runtime(**{**SUMMARY_SETTINGS, "max_attempts": 2, "log_level": "DEBUG"})
     code = "SignatureDoesNotMatch" if refused == "secret" else "InvalidSecurityToken"
     texts: list[str] = []

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from conftest import local_http_server
 from kubeconfig_guard.credentials import Credentials
 from kubeconfig_guard.settings import Settings
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.storage import StorageError, report_keys, store_reports
-from summary_fixtures import build_report
+from support.receivers import local_http_server
+from support.reports import build_report
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
 AK_ID = "LTAI5tTestAccessKeyId"

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from conftest import ACCOUNT, cluster, kc, world
 from kubeconfig_guard.models import AccountType, KubeconfigState
 from kubeconfig_guard.results import Outcome
 from kubeconfig_guard.settings import Mode
@@ -19,6 +18,7 @@ from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.options import OptionsError, SummaryOptions, parse_summary_event
 from kubeconfig_guard.summary.pipeline import run_summary
 from kubeconfig_guard.summary.report import Report
+from support.worlds import ACCOUNT, cluster, kc, world
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 GOLDEN = Path(__file__).parent / "golden"

@@ -19,7 +19,7 @@ from kubeconfig_guard.results import ACTION_URGENCY, Action, ActionStatus
 from kubeconfig_guard.summary import html as html_module
 from kubeconfig_guard.summary.html import CLASS_COLORS, MAX_CHART_CLUSTERS, render_html
 from kubeconfig_guard.summary.markdown import render_markdown
-from summary_fixtures import EVIL_NAME, build_report, empty_report
+from support.reports import EVIL_NAME, build_report, empty_report
 
 # --- structure -----------------------------------------------------------------------------------
 

@@ -15,31 +15,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from conftest import ACCOUNT, EVENTS, cluster, kc, world
 from kubeconfig_guard.admission import upn_account
 from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck
 from kubeconfig_guard.fake.backend import FakeAckError
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.results import BatchResult, Outcome, RevocationResult
+from support.events import sample as envelope
+from support.worlds import ACCOUNT, cluster, kc, world
 
 OTHER = "5999999999999999"
 ALICE, BOB, CAROL = "200000000000000101", "200000000000000102", "200000000000000103"
 CONTEXT = SimpleNamespace(account_id=ACCOUNT, function=SimpleNamespace(timeout=300))
-
-
-def envelope(name: str, **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    for path, value in changes.items():
-        target = doc
-        *parents, leaf = path.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-        if value is None:
-            target.pop(leaf, None)
-        else:
-            target[leaf] = value
-    return doc
 
 
 def run(h: Any, event: Any, context: Any = CONTEXT, **settings: Any) -> RevocationResult:

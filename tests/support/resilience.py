@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from conftest import EVENTS
 from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck
 from kubeconfig_guard.handlers import handle_event
@@ -36,19 +35,6 @@ from kubeconfig_guard.summary.report import Report
 Pair = tuple[str, str]
 SUMMARY_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 FAILED_CLUSTER = ("failed", "not-attempted")
-
-
-def delete_user(name: str) -> bytes:
-    """The EventBridge event of ``DeleteUser`` for ``name`` (account id from the envelope)."""
-    record = json.loads((EVENTS / "ram-delete-user.json").read_text())
-    record["data"]["requestParameters"] = {"UserName": name}
-    return json.dumps(record).encode()
-
-
-def lock_user(name: str) -> bytes:
-    record = json.loads((EVENTS / "ims-lock-user.json").read_text())
-    record["data"]["requestParameters"]["UserPrincipalName"] = f"{name}@5000000000000001.onaliyun.com"
-    return json.dumps(record).encode()
 
 
 def revoked_pairs(backend: FakeAck, start: int = 0) -> list[Pair]:

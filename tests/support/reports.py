@@ -12,14 +12,11 @@ from datetime import datetime, timedelta, timezone
 from kubeconfig_guard.models import AccountState, AccountType, CertState, Cluster, KubeconfigState
 from kubeconfig_guard.results import Action, ActionStatus, ClusterIssue, ClusterStatus, count_actions
 from kubeconfig_guard.summary.report import Reconciliation, Report, ReportBuilder
+from support.worlds import iso, kubeconfig_state
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
 REGIONS = ("cn-hangzhou", "cn-beijing", "ap-southeast-1")
 EVIL_NAME = "<script>alert('x')</script>&co"
-
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _state(
@@ -32,13 +29,13 @@ def _state(
     expires_in_days: float | None = 300,
     revokable: bool = True,
 ) -> KubeconfigState:
-    return KubeconfigState(
-        account_id=uid,
-        account_name=name,
+    return kubeconfig_state(
+        uid,
+        name,
         account_type=type_,
         account_state=account,
         cert_state=cert,
-        cert_expire_time=None if expires_in_days is None else _iso(NOW + timedelta(days=expires_in_days)),
+        cert_expire_time=None if expires_in_days is None else iso(NOW + timedelta(days=expires_in_days)),
         revokable=revokable,
     )
 
@@ -161,7 +158,7 @@ def build_report(
         counts=count_actions(actions),
     )
     return builder.build(
-        generated_at=_iso(NOW),
+        generated_at=iso(NOW),
         mode="dry-run",
         regions=list(REGIONS),
         clusters_total=len(clusters) + len(skipped),
@@ -176,5 +173,5 @@ def build_report(
 def empty_report() -> Report:
     """A report with nothing to say (no clusters at all)."""
     return ReportBuilder(now=NOW, expiring_days=30, list_limit=200).build(
-        generated_at=_iso(NOW), mode="enforce", regions=["cn-hangzhou"], clusters_total=0, clusters_scanned=0
+        generated_at=iso(NOW), mode="enforce", regions=["cn-hangzhou"], clusters_total=0, clusters_scanned=0
     )
