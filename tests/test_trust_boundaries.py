@@ -21,6 +21,7 @@ from kubeconfig_guard.fake import FakeAck
 from kubeconfig_guard.fake.backend import FakeAckError
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.results import BatchResult, Outcome, RevocationResult
+from support.events import encode
 from support.events import sample as envelope
 from support.worlds import ACCOUNT, cluster, kc, world
 
@@ -321,7 +322,7 @@ def test_force_false_refusals_defer_but_auth_errors_fail(
     h.backend.hooks.append(refuse)
     rt = h.runtime(account_id=None)
     try:
-        result = handle_event(json.dumps(envelope("ims-lock-user.json")).encode(), CONTEXT, runtime=rt)
+        result = handle_event(encode(envelope("ims-lock-user.json")), CONTEXT, runtime=rt)
     except RetryableInvocationError as exc:
         result = exc.result
     assert isinstance(result, RevocationResult)
@@ -340,7 +341,7 @@ def test_the_retryable_error_carries_its_result_and_no_secret(make_harness: Any,
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret)
     rt = h.runtime(account_id=None)
     with pytest.raises(RetryableInvocationError) as raised:
-        handle_event(json.dumps(envelope("ram-delete-user.json")).encode(), CONTEXT, runtime=rt)
+        handle_event(encode(envelope("ram-delete-user.json")), CONTEXT, runtime=rt)
     assert isinstance(raised.value.result, RevocationResult)
     assert raised.value.result.counts["failed"] == 2
     assert secret not in str(raised.value) and secret not in raised.value.result.model_dump_json()
