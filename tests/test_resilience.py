@@ -32,7 +32,7 @@ from kubeconfig_guard.errors import RetryableInvocationError
 from kubeconfig_guard.fake import FakeAck, FakeAckError, FaultSpec, World
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from support.events import delete_user, lock_user
-from support.harness import Harness
+from support.harness import Harness, one_harness
 from support.receivers import local_http_server
 from support.resilience import (
     SUMMARY_NOW,
@@ -355,8 +355,7 @@ def test_event_every_answer_lost_is_confirmed_by_a_fresh_listing(make_harness: A
 @pytest.mark.parametrize("after_apply", [True, False], ids=["after-apply", "before-apply"])
 def test_event_connection_reset_on_every_clean_then_retry(after_apply: bool) -> None:
     w, expected = event_world(4)
-    h = Harness(FakeAck(w), "http")
-    try:
+    with one_harness(FakeAck(w), "http") as h:
         h.backend.faults.set(CLEAN, FaultSpec(reset_rate=1.0, reset_after_apply=after_apply))
         rt = h.runtime(**{**FAST, "max_attempts": 2, "protected_principals": [PROTECTED]})
         invocations = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
@@ -374,15 +373,12 @@ def test_event_connection_reset_on_every_clean_then_retry(after_apply: bool) -> 
             assert first.new == [] and sorted(second.new) == sorted(expected)
             assert [c.outcome for c in h.backend.clean_calls] == ["revoked"] * len(expected)
         assert_revoked_exactly(h.backend, expected)
-    finally:
-        h.close()
 
 
 def test_hung_connections_fail_the_listing_and_are_reported() -> None:
     """Every DescribeClustersV1 hangs: the event and the summary say the region was not scanned."""
     w, expected = event_world(3)
-    h = Harness(FakeAck(w), "http")
-    try:
+    with one_harness(FakeAck(w), "http") as h:
         h.backend.faults.set(DESCRIBE, FaultSpec(hang_rate=1.0, hang_seconds=5.0))
         rt = h.runtime(**{**FAST, "max_attempts": 2, "protected_principals": [PROTECTED]})
         first, _second = invoke_until_done(h.backend, rt, delete_user("alice"), expected, attempts=2)
@@ -405,8 +401,6 @@ def test_hung_connections_fail_the_listing_and_are_reported() -> None:
             ("*", "failed", "Transport.Timeout")
         ]
         assert report.clusters_total == 0 and report.clusters_scanned == 0
-    finally:
-        h.close()
 
 
 @pytest.mark.parametrize("wire", ["http"])
@@ -876,8 +870,7 @@ def test_event_path_property(
     seed: int,
 ) -> None:
     w, expected = drawn
-    h = Harness(FakeAck(w, fault_seed=seed), wire)
-    try:
+    with one_harness(FakeAck(w, fault_seed=seed), wire) as h:
         h.backend.faults.set(*faults)
         rt = h.runtime(
             timeout_seconds=0.2,
@@ -891,8 +884,6 @@ def test_event_path_property(
         assert {c["cluster_id"] for c in last["clusters"]} == {
             c.cluster_id for c in w.regions["cn-hangzhou"].clusters if c.state != "running"
         }
-    finally:
-        h.close()
 
 
 # --- a slow listing runs into the invocation's deadline ---------------------------------------
