@@ -111,6 +111,7 @@ class Runtime:
     def close(self) -> None:
         if self._loop.is_closed():
             return
+        self.run(_cancel_background_tasks())  # e.g. shared listings no invocation waits for any more
         self.run(self.engine.client.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
@@ -121,6 +122,14 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _cancel_background_tasks() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _default: Runtime | None = None
