@@ -523,7 +523,7 @@ def test_summary_over_the_fake_delivers_inert_messages(
     )
     outcome = handle_summary(b"{}", None, runtime=runtime)
     assert outcome.report is not None and outcome.report.orphaned.total == 2
-    assert all(d["ok"] for d in outcome.result.deliveries), outcome.result.deliveries
+    assert all(d["ok"] for d in outcome.deliveries), outcome.deliveries
     assert len(bodies) == 4
     for path, body in bodies:
         payload = json.loads(body)

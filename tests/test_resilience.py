@@ -738,9 +738,9 @@ def test_secrets_never_appear_under_any_fault(
             invoke_until_done(h.backend, rt, delete_user(f"leaver-{n}"), set(), attempts=2, texts=texts)
             h.backend.faults.set(None, spec)
             outcome = handle_summary(None, None, runtime=rt, now=SUMMARY_NOW)
-            texts += [outcome.result.model_dump_json(), outcome.report_json, outcome.markdown, outcome.html]
-            texts += [repr(outcome.result), repr(outcome.report)]
-            delivery = outcome.result.deliveries[0]
+            texts += [outcome.model_dump_json(), outcome.report_json, outcome.markdown, outcome.html]
+            texts += [repr(outcome), repr(outcome.report)]
+            delivery = outcome.deliveries[0]
             assert delivery["channel"] == "dingtalk" and not delivery["ok"] and "310000" in delivery["error"]
             assert h.backend.fault_counts[FAULT_COUNTED[fault]] > 0, fault
         h.backend.faults.clear()  # the storm is over: the next daily run reconciles what is left
@@ -789,7 +789,7 @@ def test_webhook_tokens_never_reach_the_root_logger(
     caplog.set_level(logging.INFO)  # the root logger as Function Compute's runtime sets it up
     h = inproc_harness(world({"cn-hangzhou": [cluster("k0", kc(BOB, "bob", account_state="Active"))]}))
     outcome = handle_summary(None, None, runtime=h.runtime(**SUMMARY_SETTINGS), now=SUMMARY_NOW)
-    assert outcome.result.deliveries[0]["channel"] == "dingtalk"
+    assert outcome.deliveries[0]["channel"] == "dingtalk"
     assert DINGTALK_TOKEN not in caplog.text
 
 

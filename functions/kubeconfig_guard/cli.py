@@ -257,7 +257,7 @@ def summary(
         else:
             outcome = handle_summary(options, context, runtime=runtime)
     if outcome.report is None:
-        err.print(f"[red]summary {outcome.result.outcome.value}[/red]: {rich_text(outcome.result.reason)}")
+        err.print(f"[red]summary {outcome.outcome.value}[/red]: {rich_text(outcome.reason)}")
         raise typer.Exit(2)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(outcome.report_json, encoding="utf-8")
@@ -265,7 +265,7 @@ def summary(
     (out_dir / "report.html").write_text(outcome.html, encoding="utf-8")
     sys.stdout.write(outcome.markdown)  # verbatim: it is the same Markdown as report.md
     err.print(
-        f"wrote {rich_text(out_dir)}/report.json, report.md, report.html — {rich_text(outcome.result.reason)}"
+        f"wrote {rich_text(out_dir)}/report.json, report.md, report.html — {rich_text(outcome.reason)}"
     )
 
 

@@ -26,7 +26,7 @@ from .runtime import Runtime, default_runtime
 from .settings import Mode
 
 if TYPE_CHECKING:
-    from .summary.pipeline import SummaryOutcome
+    from .summary.pipeline import SummaryResult
     from .summary.scan import Progress
 
 log = logging.getLogger("kubeconfig_guard.handler")
@@ -144,7 +144,7 @@ def handle_summary(
     runtime: Runtime | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
-) -> SummaryOutcome:
+) -> SummaryResult:
     """The daily summary (``summary.pipeline.summarize``) on the process's runtime."""
     from .summary.pipeline import summarize  # the event function never imports the summary
 
@@ -153,4 +153,4 @@ def handle_summary(
 
 def summary_handler(event: Any, context: Any) -> str:
     """Function Compute handler of the daily summary (timer trigger)."""
-    return handle_summary(event, context).result.model_dump_json()
+    return handle_summary(event, context).model_dump_json()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -42,7 +41,11 @@ DELIVERY_SHARE, DELIVERY_MAX_SECONDS = 0.15, 60.0
 
 
 class SummaryResult(BaseModel):
-    """What the summary function returns (the full report goes to the channels and OSS)."""
+    """What the summary function returns (its JSON), and the rendered report for local callers.
+
+    ``report``, ``markdown``, ``html`` and ``report_json`` are excluded from the JSON: the full
+    report goes to the channels and OSS, and ``kcguard summary`` writes it to files.
+    """
 
     schema_version: int = 1
     outcome: Outcome
@@ -59,15 +62,10 @@ class SummaryResult(BaseModel):
     storage_error: str | None = None
     delivery_error: str | None = None
     duration_ms: int = 0
-
-
-@dataclass
-class SummaryOutcome:
-    result: SummaryResult
-    report: Report | None = None
-    markdown: str = ""
-    html: str = ""
-    report_json: str = ""
+    report: Report | None = Field(None, exclude=True)
+    markdown: str = Field("", exclude=True)
+    html: str = Field("", exclude=True)
+    report_json: str = Field("", exclude=True)
 
 
 async def run_summary(
@@ -121,7 +119,7 @@ def summarize(
     runtime: Runtime,
     now: datetime | None = None,
     progress: Progress | None = None,
-) -> SummaryOutcome:
+) -> SummaryResult:
     """Parse the options, then scan -> classify -> reconcile -> render -> store -> deliver.
 
     Never loses the report: a storage failure still delivers, a delivery failure still returns it.
@@ -134,9 +132,7 @@ def summarize(
         options = parse_summary_event(event)
     except OptionsError as exc:
         logs.log_fields(log, "summary ignored", logging.WARNING, reason=str(exc))
-        return SummaryOutcome(
-            result=SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode)
-        )
+        return SummaryResult(outcome=Outcome.IGNORED, reason=str(exc), mode=settings.mode)
     timeout = function_timeout(context)
     reserve = min(DELIVERY_SHARE * timeout, DELIVERY_MAX_SECONDS) if timeout else 0.0
     margin = settings.deadline_margin_seconds
@@ -190,9 +186,13 @@ def summarize(
         storage_error=storage_error,
         delivery_error=delivery_error,
         duration_ms=int((time.monotonic() - started) * 1000),
+        report=report,
+        markdown=digest,
+        html=html,
+        report_json=report_json,
     )
     logs.log_fields(log, "summary done", **result.model_dump(mode="json"))
-    return SummaryOutcome(result=result, report=report, markdown=digest, html=html, report_json=report_json)
+    return result
 
 
 def _summary_reason(
