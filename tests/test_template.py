@@ -11,7 +11,7 @@
 * the EventBridge rule is derived from ``SUPPORTED_EVENTS`` and delivers exactly the
   samples of ``events/`` marked ``match`` (matched by ``eventbridge_pattern``, tested here);
 * each function has its own RAM role and policy, holding exactly the actions of the
-  operations that function calls (``client.OPERATIONS`` and ``client.ASSOCIATED_RAM_ACTIONS``,
+  operations that function calls (``api.OPERATIONS``: each operation's ``ram_actions``,
   checked by running each handler against the fake), cluster-scoped where the API allows it;
 * docs/deploy.md states the sizes the template sets and what it asks of the deployer.
 """
@@ -36,7 +36,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from kubeconfig_guard.client import ASSOCIATED_RAM_ACTIONS, OPERATIONS
+from kubeconfig_guard.api import OPERATIONS
 from kubeconfig_guard.events import ACTED_ON_TYPES, SUPPORTED_EVENTS, eventbridge_pattern
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.settings import Settings
@@ -696,10 +696,8 @@ def ram_actions(operation_names: set[str]) -> set[str]:
     """The RAM actions the given ACK operations need (their own and the associated ones)."""
     by_name = {op.name: op for op in OPERATIONS}
     unknown = operation_names - by_name.keys()
-    assert not unknown, f"operations missing from client.OPERATIONS: {sorted(unknown)}"
-    return {by_name[name].ram_action for name in operation_names} | {
-        action for name in operation_names for action in ASSOCIATED_RAM_ACTIONS.get(name, ())
-    }
+    assert not unknown, f"operations missing from api.OPERATIONS: {sorted(unknown)}"
+    return {action for name in operation_names for action in by_name[name].ram_actions}
 
 
 CLUSTER_SCOPED = {op.ram_action for op in OPERATIONS if "{ClusterId}" in op.path}

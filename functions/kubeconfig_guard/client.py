@@ -26,6 +26,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from . import __version__, httpwire, signing
+from .api import (
+    API_VERSION,
+    CLEAN_CLUSTER_USER_PERMISSIONS,
+    CLUSTERS_PAGING,
+    DESCRIBE_CLUSTERS_V1,
+    LIST_CLUSTER_KUBECONFIG_STATES,
+    Operation,
+)
 from .credentials import CredentialsProvider
 from .errors import AckApiError, KcguardError
 from .models import (
@@ -37,11 +45,12 @@ from .models import (
 from .ratelimit import AdaptiveRateLimiter
 from .settings import Settings
 
-API_VERSION = "2015-12-15"
-# The largest pages the operations accept: ListClusterKubeconfigStates pageSize 10 to 50
-# (/work/shared/api docs), DescribeClustersV1 page_size up to 100.
-STATES_PAGE_SIZE = 50
-CLUSTERS_PAGE_SIZE = 100
+# The largest pages the operations accept (api.py: ListClusterKubeconfigStates pageSize 10 to 50,
+# DescribeClustersV1 page_size up to 100).
+STATES_PAGE_SIZE = (
+    LIST_CLUSTER_KUBECONFIG_STATES.paging.used_size if LIST_CLUSTER_KUBECONFIG_STATES.paging else 50
+)
+CLUSTERS_PAGE_SIZE = CLUSTERS_PAGING.used_size
 # Hard caps on one listing, so that a broken or hostile answer (a total_count of millions, the
 # same page forever) costs a bounded number of calls and bounded memory. A listing claiming more
 # fails that cluster or region (Listing.TooLarge) instead of being read.
@@ -64,35 +73,6 @@ BASE_HEADERS = {"accept": "application/json", "user-agent": f"kubeconfig-guard/{
 BACKOFF_MULTIPLIER = 0.2  # seconds: the n-th retry waits uniform(0, min(max, 0.2 * 2**(n-1)))
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An ACK OpenAPI operation and the RAM action that authorizes it."""
-
-    name: str
-    method: str
-    path: str
-    ram_action: str
-
-
-DESCRIBE_CLUSTERS_V1 = Operation("DescribeClustersV1", "GET", "/api/v1/clusters", "cs:DescribeClustersV1")
-LIST_CLUSTER_KUBECONFIG_STATES = Operation(
-    "ListClusterKubeconfigStates",
-    "GET",
-    "/clusters/{ClusterId}/kubeconfig/states",
-    "cs:ListClusterKubeconfigStates",
-)
-CLEAN_CLUSTER_USER_PERMISSIONS = Operation(
-    "CleanClusterUserPermissions",
-    "DELETE",
-    "/cluster/{ClusterId}/user/{Uid}/permissions",
-    "cs:CleanClusterUserPermissions",
-)
-# Every operation the code can call. The least-privilege policy is derived from this
-# (plus ram:ListUsers / ram:ListRoles, which ACK requires for ListClusterKubeconfigStates).
-OPERATIONS = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
-ASSOCIATED_RAM_ACTIONS = {LIST_CLUSTER_KUBECONFIG_STATES.name: ("ram:ListUsers", "ram:ListRoles")}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .. import api
 from ..credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 from .faults import FaultInjector
 from .world import (
@@ -27,10 +28,11 @@ from .world import (
     parse_world_time,
 )
 
-DESCRIBE_CLUSTERS_V1 = "DescribeClustersV1"
-LIST_CLUSTER_KUBECONFIG_STATES = "ListClusterKubeconfigStates"
-CLEAN_CLUSTER_USER_PERMISSIONS = "CleanClusterUserPermissions"
-OPERATION_NAMES = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
+# Operation names, from the one API table (api.py).
+DESCRIBE_CLUSTERS_V1 = api.DESCRIBE_CLUSTERS_V1.name
+LIST_CLUSTER_KUBECONFIG_STATES = api.LIST_CLUSTER_KUBECONFIG_STATES.name
+CLEAN_CLUSTER_USER_PERMISSIONS = api.CLEAN_CLUSTER_USER_PERMISSIONS.name
+OPERATION_NAMES = tuple(op.name for op in api.OPERATIONS)
 
 ACCESS_CHECK_WINDOW = timedelta(days=7)
 # Cluster fields that are the fake's own bookkeeping, never returned by DescribeClustersV1.

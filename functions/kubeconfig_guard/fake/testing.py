@@ -10,21 +10,16 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 
-from .. import signing
+from .. import api, signing
+from ..api import API_VERSION
 from ..credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
-from .backend import CLEAN_CLUSTER_USER_PERMISSIONS, DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES
-from .wire import API_VERSION
 from .world import ClusterRecord, KubeconfigRecord, RegionRecord, World
 
 
 def acs_action_of(method: str, path: str) -> str:
-    """The operation name of a (method, raw path) pair of the three routes."""
-    segments = path.split("/")
-    if path.startswith("/api/v1/clusters"):
-        return DESCRIBE_CLUSTERS_V1
-    if len(segments) > 1 and segments[1] == "clusters":
-        return LIST_CLUSTER_KUBECONFIG_STATES
-    return CLEAN_CLUSTER_USER_PERMISSIONS
+    """The operation name of a (method, raw path) pair (``api.route``); "" for no operation."""
+    routed = api.route(method, path.split("?", 1)[0])
+    return routed[0].name if routed else ""
 
 
 def signed_request(

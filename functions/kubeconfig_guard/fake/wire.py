@@ -18,17 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .. import signing
+from .. import api, signing
+from ..api import API_VERSION
 from .backend import (
-    CLEAN_CLUSTER_USER_PERMISSIONS,
-    DESCRIBE_CLUSTERS_V1,
-    LIST_CLUSTER_KUBECONFIG_STATES,
     FakeAck,
     FakeAckError,
 )
 from .faults import NO_DECISION, FaultDecision
 
-API_VERSION = "2015-12-15"
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 # Headers every signed request must carry.
 REQUIRED_SIGNED_HEADERS = ("x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce")
@@ -66,8 +63,9 @@ class WireResponse:
 
 # Listing operations: (page-number parameter, items key, page-metadata key) of their answers.
 _PAGED = {
-    DESCRIBE_CLUSTERS_V1: ("page_number", "clusters", "page_info"),
-    LIST_CLUSTER_KUBECONFIG_STATES: ("pageNumber", "states", "page"),
+    op.name: (op.paging.number_param, op.paging.items_key, op.paging.page_key)
+    for op in api.OPERATIONS
+    if op.paging is not None
 }
 
 
@@ -117,35 +115,6 @@ def error_response(
     rid = request_id or _request_id()
     payload = {"code": code, "message": message, "requestId": rid, "status": status}
     return _json_response(status, payload, rid, fault, operation)
-
-
-def _route(method: str, segments: list[str]) -> tuple[str, dict[str, str]] | None:
-    """(operation, path parameters) for a method and the split path, or None."""
-    n = len(segments)
-    if method == "GET" and n == 4 and segments[1:] == ["api", "v1", "clusters"]:
-        return DESCRIBE_CLUSTERS_V1, {}
-    if (
-        method == "GET"
-        and n == 5
-        and segments[1] == "clusters"
-        and segments[3:] == ["kubeconfig", "states"]
-        and segments[2]
-    ):
-        return LIST_CLUSTER_KUBECONFIG_STATES, {"ClusterId": unquote(segments[2])}
-    if (
-        method == "DELETE"
-        and n == 6
-        and segments[1] == "cluster"
-        and segments[3] == "user"
-        and segments[5] == "permissions"
-        and segments[2]
-        and segments[4]
-    ):
-        return CLEAN_CLUSTER_USER_PERMISSIONS, {
-            "ClusterId": unquote(segments[2]),
-            "Uid": unquote(segments[4]),
-        }
-    return None
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -236,7 +205,7 @@ def handle(
     request_id = _request_id()
     method = method.upper()
     raw_path, _, raw_query = raw_target.partition("?")
-    routed = _route(method, raw_path.split("/"))
+    routed = api.route(method, raw_path)
     if routed is None:
         return error_response(
             404,
@@ -244,7 +213,8 @@ def handle(
             f"Specified api is not found, please check your url and method: {method} {raw_path}",
             request_id=request_id,
         )
-    operation, path_params = routed
+    routed_op, path_params = routed
+    operation = routed_op.name
     backend.count_call(operation)
     lowered = lower_headers(headers)
 

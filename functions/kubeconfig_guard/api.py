@@ -1,0 +1,95 @@
+"""The one table of the ACK OpenAPI operations kubeconfig-guard uses (product CS, 2015-12-15).
+
+The client (``client.py``), the fake's wire layer (``fake/wire.py``), the fake's test helpers,
+the least-privilege policies (``policies/``, checked by tests/test_template.py) and the
+benchmark all read it: operation names, HTTP methods and paths, page-size rules, the API
+version, and the RAM actions that authorize each call (as Cloud Custodian's actions declare
+their permissions, so least privilege is derived from what the code can call).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+API_VERSION = "2015-12-15"
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a listing operation pages: its query parameters and the documented page sizes."""
+
+    number_param: str
+    size_param: str
+    min_size: int
+    max_size: int
+    default_size: int
+    items_key: str  # the answer's list
+    page_key: str  # the answer's page metadata
+    used_size: int  # the page size kubeconfig-guard asks for
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An ACK OpenAPI operation, and the RAM actions that authorize it."""
+
+    name: str
+    method: str
+    path: str  # with {Placeholders}
+    ram_action: str
+    associated_ram_actions: tuple[str, ...] = ()  # other actions ACK requires for this call
+    paging: Paging | None = None
+
+    @property
+    def ram_actions(self) -> tuple[str, ...]:
+        return (self.ram_action, *self.associated_ram_actions)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """The path parameters when ``method path`` is a request for this operation, else None."""
+        if method != self.method:
+            return None
+        found = _pattern(self.path).fullmatch(path)
+        if found is None:
+            return None
+        return {k: unquote(v) for k, v in found.groupdict().items()}
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{\w+\})", template)
+    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(regex)
+
+
+CLUSTERS_PAGING = Paging("page_number", "page_size", 1, 100, 10, "clusters", "page_info", used_size=100)
+STATES_PAGING = Paging("pageNumber", "pageSize", 10, 50, 10, "states", "page", used_size=50)
+
+DESCRIBE_CLUSTERS_V1 = Operation(
+    "DescribeClustersV1", "GET", "/api/v1/clusters", "cs:DescribeClustersV1", paging=CLUSTERS_PAGING
+)
+LIST_CLUSTER_KUBECONFIG_STATES = Operation(
+    "ListClusterKubeconfigStates",
+    "GET",
+    "/clusters/{ClusterId}/kubeconfig/states",
+    "cs:ListClusterKubeconfigStates",
+    # ACK's documentation: the caller also needs to read RAM users and roles.
+    associated_ram_actions=("ram:ListUsers", "ram:ListRoles"),
+    paging=STATES_PAGING,
+)
+CLEAN_CLUSTER_USER_PERMISSIONS = Operation(
+    "CleanClusterUserPermissions",
+    "DELETE",
+    "/cluster/{ClusterId}/user/{Uid}/permissions",
+    "cs:CleanClusterUserPermissions",
+)
+# Every operation the code can call.
+OPERATIONS = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
+BY_NAME = {op.name: op for op in OPERATIONS}
+
+
+def route(method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
+    """The operation and its path parameters for a request line, or None."""
+    for op in OPERATIONS:
+        if (params := op.match(method, path)) is not None:
+            return op, params
+    return None
