@@ -305,6 +305,7 @@ def run_attempt(
     number: int,
     quota: fcsim.CpuQuota,
     extra_env: dict[str, str],
+    log_dir: Path | None = None,
 ) -> Attempt:
     spec = {
         "handler": function["handler"],
@@ -331,11 +332,12 @@ def run_attempt(
             **extra_env,
         }
     )
+    log = (log_dir / f"{spec['request_id']}.log").open("w") if log_dir else None
     proc = subprocess.Popen(
         quota.wrap([python, str(Path(__file__).resolve()), "child", json.dumps(spec)]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log if log is not None else subprocess.DEVNULL,
         text=True,
         bufsize=1,
         env=env,
@@ -354,6 +356,8 @@ def run_attempt(
     timer.cancel()
     wall = time.perf_counter() - sent
     proc.wait()
+    if log is not None:
+        log.close()
     stats = fake.command(cmd="stats")
     common = {"leaver_remaining": len(stats["leaver_remaining"]), "revoked_so_far": len(stats["revocations"])}
     if not line:
@@ -467,13 +471,22 @@ SCENARIOS = {
     ),
     "event-medium": Scenario("event-medium", "medium", "kcguard-event", max_attempts=3),
     "event-medium-t60": Scenario("event-medium-t60", "medium", "kcguard-event", timeout=60, max_attempts=3),
+    # At 60 s the medium event finishes in its first attempt: a 10 s timeout (5 s of work after
+    # KCGUARD_DEADLINE_MARGIN_SECONDS) makes the deadline cut attempts, and retries finish the job.
+    "event-medium-t10": Scenario("event-medium-t10", "medium", "kcguard-event", timeout=10),
     "event-tiny": Scenario("event-tiny", "tiny", "kcguard-event", max_attempts=3),
     "summary-tiny": Scenario("summary-tiny", "tiny", "kcguard-summary"),
 }
 
 
 def run_scenario(
-    python: str, fake: FakeProcess, scenario: Scenario, seed: int, *, quota_cpu: bool = True
+    python: str,
+    fake: FakeProcess,
+    scenario: Scenario,
+    seed: int,
+    *,
+    quota_cpu: bool = True,
+    log_dir: Path | None = None,
 ) -> Outcome:
     function = function_props(scenario.resource, scenario.timeout)
     out = Outcome(scenario, function)
@@ -490,7 +503,7 @@ def run_scenario(
         out.quota_note = quota.note
         extra = {**({"KCGUARD_WEBHOOK_URL": url} if summary else {}), **scenario.env}
         for number in range(1, limit + 1):
-            attempt = run_attempt(python, function, fake, event, number, quota, extra)
+            attempt = run_attempt(python, function, fake, event, number, quota, extra, log_dir)
             out.attempts.append(attempt)
             if not summary and attempt.leaver_remaining == 0 and out.done_at_attempt is None:
                 out.done_at_attempt = number
@@ -564,7 +577,7 @@ def targets(outcomes: dict[str, Outcome]) -> list[tuple[str, str, bool]]:
                 ok,
             )
         )
-    for name in ("event-medium", "event-medium-t60", "event-60-t60"):
+    for name in ("event-medium", "event-medium-t60", "event-medium-t10", "event-60-t60"):
         if (o := outcomes.get(name)) is None:
             continue
         t = o.function["timeout"]
@@ -647,11 +660,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--logs", type=Path, help="keep each attempt's log lines (stderr) in this directory")
     args = parser.parse_args(argv)
     chosen = args.scenario or (
         ["event-tiny", "summary-tiny"]
         if args.tiny
-        else ["event-60", "event-60-t60", "summary-60", "event-medium", "event-medium-t60"]
+        else [
+            "event-60",
+            "event-60-t60",
+            "summary-60",
+            "summary-60-remediate",
+            "event-medium",
+            "event-medium-t60",
+            "event-medium-t10",
+        ]
     )
     specs = worlds(args.seed, args.tiny)
     header = {
@@ -668,7 +690,11 @@ def main(argv: list[str] | None = None) -> int:
             scenario = SCENARIOS[name]
             if scenario.world not in fakes:
                 fakes[scenario.world] = FakeProcess(args.python, specs[scenario.world])
-            outcomes[name] = run_scenario(args.python, fakes[scenario.world], scenario, args.seed)
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+            outcomes[name] = run_scenario(
+                args.python, fakes[scenario.world], scenario, args.seed, log_dir=args.logs
+            )
             print(
                 f"[{time.strftime('%H:%M:%S')}] {name}: "
                 + ", ".join(f"{a.wall:.1f}s{' KILLED' if a.killed else ''}" for a in outcomes[name].attempts),
