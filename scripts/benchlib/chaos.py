@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chaos mode of ``scripts/bench`` (issue 11): an operator's bad day, run as Function Compute runs it.
 
-    .venv/bin/python scripts/benchlib/chaos.py                 # every scenario (as root: CPU quota)
+    .venv/bin/python scripts/bench chaos                       # every scenario (as root: CPU quota)
+    .venv/bin/python scripts/benchlib/chaos.py                 # the same
     .venv/bin/python scripts/benchlib/chaos.py --scenario event-60 --scenario summary-60
     .venv/bin/python scripts/benchlib/chaos.py --tiny          # the smoke test's seconds-long world
 
