@@ -79,6 +79,11 @@ class Engine:
         self.client = client
         self.inventory = Inventory(client, ttl=settings.listing_ttl_seconds)
         self.caller_uids = caller_uids
+        # Clusters listed at once. Each listing has a few pages; with every cluster started at once
+        # the concurrency cap serves all the first pages before any second one, so nothing is
+        # finished when the deadline cuts listing short. A bounded number of clusters in flight
+        # finishes clusters one after another, so work done before the deadline sticks.
+        self._listing_slots = asyncio.Semaphore(max(1, settings.max_concurrency // 2))
 
     async def revoke(
         self,
@@ -237,13 +242,18 @@ class Engine:
         """The principal's candidates on a cluster, and whether the listing shows the event's
         names to be different principals; or why the cluster was not looked at."""
 
-        def issue(status: ClusterStatus, reason: str, code: str | None = None) -> ClusterIssue:
-            return ClusterIssue.of(region, cluster, status, reason, code)
-
         if why := cluster_unreachable_reason(cluster):
-            return issue(ClusterStatus.SKIPPED, why)
+            return ClusterIssue.of(region, cluster, ClusterStatus.SKIPPED, why)
+        async with self._listing_slots:
+            return await self._listed_candidates(region, cluster, principal, started, deadline)
+
+    async def _listed_candidates(
+        self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
+    ) -> tuple[list[Candidate], str | None] | ClusterIssue:
         if deadline.listing_over():
-            return issue(ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE)
+            return ClusterIssue.of(
+                region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
+            )
         try:
             listing = await self.inventory.states(
                 region, cluster.cluster_id, self.inventory.shared_since(started)
