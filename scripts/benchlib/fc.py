@@ -103,7 +103,7 @@ def main() -> None:
             raw = handler(event, context)
             error = None
         except Exception as exc:  # Function Compute records the error; the bench reports it
-            raw, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            raw, error = None, f"{type(exc).__name__}: {str(exc)[:4000]}"
         t1 = time.perf_counter()
         cpu1 = time.process_time()
         answer: dict[str, object] = {
