@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kubeconfig_guard.handlers import handle_event
@@ -23,8 +24,13 @@ def burst_world() -> Any:
     return world({"cn-hangzhou": clusters})
 
 
-def deletion(name: str) -> bytes:
-    return delete_user(name, event_id=f"evt-{name}")
+def deletion(name: str, published: str | None = None) -> bytes:
+    return delete_user(name, event_id=f"evt-{name}", published=published)
+
+
+def utc(seconds_from_now: float) -> str:
+    when = datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def listing_calls(counter: Any) -> int:
@@ -59,11 +65,33 @@ def test_listing_taken_before_the_event_is_refreshed_before_deciding(inproc_harn
     """A cached listing may show the user still Active (before the deletion): decide on a fresh one."""
     h = inproc_harness(world({"cn-hangzhou": [cluster("c1", kc("2001", "alice", account_state="Active"))]}))
     rt = h.runtime(listing_ttl_seconds=600)
-    first = handle_event(deletion("alice"), None, runtime=rt)
+    first = handle_event(deletion("alice", published=""), None, runtime=rt)
     assert isinstance(first, RevocationResult) and first.actions[0].status.value == "skipped"
     h.backend.update_kubeconfigs("c1", "2001", account_state="Deleted")  # ACK catches up
-    second = handle_event(deletion("alice"), None, runtime=rt)
+    # Published after the first listing started (or no publish time at all): listed afresh.
+    second = handle_event(deletion("alice", published=utc(0)), None, runtime=rt)
     assert isinstance(second, RevocationResult) and second.actions[0].status.value == "revoked"
+
+
+def test_a_burst_queued_onto_one_instance_shares_the_listing_that_started_after_it_arrived(
+    make_harness: Any,
+) -> None:
+    """Function Compute 3.0 as deployed: one instance (reservedConcurrency 1) takes 50 queued deletions
+    one after another. Published before the first listing started, they all decide on it."""
+    h = make_harness(burst_world())
+    handle_event(deletion("nobody", published=""), None, runtime=h.runtime())  # one scan, for scale
+    one_scan = listing_calls(h.backend.calls)
+    h.backend.reset_counters()
+    rt = h.runtime(listing_ttl_seconds=60)  # a fresh instance takes the burst
+    published = utc(-2)  # the burst arrived before its first event's handler started
+    results = [handle_event(deletion(f"leaver-{u}", published), None, runtime=rt) for u in range(50)]
+    assert all(isinstance(r, RevocationResult) and r.outcome.value == "ok" for r in results)
+    expected = sum(1 for u in range(50) for c in range(12) if (u + c) % 3 == 0)
+    assert (
+        len({(r.cluster_id, r.uid) for r in h.backend.revocations}) == expected == len(h.backend.revocations)
+    )
+    burst = listing_calls(h.backend.calls)
+    assert one_scan <= burst <= one_scan + 1, (burst, one_scan)  # one scan, shared by all 50
 
 
 def test_duplicate_deliveries_share_one_clean_per_pair(make_harness: Any) -> None:

@@ -165,3 +165,42 @@ def test_truncated_samples_never_raise(noise: bytes, cut: int) -> None:
     raw = (EVENTS / "ims-delete-user-console.json").read_bytes()
     for parsed in parse_event(raw[:cut] + noise):
         assert isinstance(parsed, (Ignored, RevocationRequest))
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2026-11-25T08:30:01.123Z", "2026-11-25T08:30:01.123000+00:00"),
+        ("2020-11-19T21:04:42.179PRC", "2020-11-19T13:04:42.179000+00:00"),  # China time, UTC+8
+        ("2026-11-25T08:30:01+08:00", "2026-11-25T00:30:01+00:00"),
+        ("2026-11-25 08:30:01", None),  # no zone: ambiguous, not used
+        ("2026-13-45T08:30:01Z", None),
+        ("yesterday", None),
+        (1605790000, None),
+        (None, None),
+    ],
+)
+def test_publish_times_are_read_leniently(value: Any, utc: str | None) -> None:
+    from datetime import datetime, timezone
+
+    from kubeconfig_guard.events import publish_time
+
+    seconds = publish_time(value)
+    shown = None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+    assert shown == utc
+
+
+def test_decision_anchor_is_the_publish_time_only_when_it_is_in_the_past() -> None:
+    from kubeconfig_guard.engine import PUBLISH_SKEW_SECONDS, decision_anchor
+
+    [request] = parse_event((EVENTS / "ram-delete-user.json").read_bytes())
+    assert isinstance(request, RevocationRequest) and request.published_at is not None
+    published = request.published_at
+    # Handler started at monotonic 1000, wall clock 10 s after the publish time: anchor 10 s back.
+    anchor = decision_anchor(request, 1000.0, wall_clock=lambda: published + 10, clock=lambda: 1000.0)
+    assert anchor == pytest.approx(1000.0 - 10 + PUBLISH_SKEW_SECONDS)
+    # A publish time in the future (clock skew, or forged): the handler's start.
+    assert decision_anchor(request, 1000.0, wall_clock=lambda: published - 60, clock=lambda: 1000.0) == 1000.0
+    import dataclasses
+
+    assert decision_anchor(dataclasses.replace(request, published_at=None), 1000.0) == 1000.0

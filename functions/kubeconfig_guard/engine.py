@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .client import AckClient
@@ -125,6 +126,7 @@ class Engine:
         """List every watched cluster, match, and apply the safety rules (no limit, no writes)."""
         dry_run = self.settings.dry_run or request.dry_run
         prepared = _Prepared(request, started, dry_run)
+        fresh_after = decision_anchor(request, started)
         regions = self.settings.watched_regions()
         clusters = await self.watched_clusters(
             regions, self.inventory.shared_since(started), prepared.issues, deadline
@@ -134,7 +136,7 @@ class Engine:
         # same event reaches the clusters this attempt did not.
         order = random.sample(range(len(clusters)), len(clusters))
         found_in_order, late = await run_until(
-            [self._candidates(*clusters[i], request.principal, started, deadline) for i in order],
+            [self._candidates(*clusters[i], request.principal, fresh_after, deadline) for i in order],
             deadline.remaining(listing=True),
         )
         found: list[tuple[list[Candidate], str | None] | ClusterIssue] = []
@@ -266,6 +268,34 @@ class Engine:
         except AckApiError as error:
             return listing_issue(region, cluster, error)
         return group_candidates(region, cluster, matched), identity_conflict(principal, listing.value)
+
+
+# How far EventBridge's publish time may be ahead of this machine's clock (or ACK behind the event).
+PUBLISH_SKEW_SECONDS = 0.5
+
+
+def decision_anchor(
+    request: RevocationRequest,
+    started: float,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """The monotonic time a listing must have started after for this request's decisions.
+
+    The freshness rule: a revocation is decided only on a listing that started after the event
+    arrived. When the envelope says when EventBridge received it (``aliyunpublishtime``, after
+    ActionTrail recorded the deletion or lock), that is the arrival (plus a skew allowance):
+    events queued onto a warm instance behind a burst then share the listing that started
+    after they all arrived, instead of re-listing per event. Without it, or when it is not in
+    the past, the handler's start is the arrival.
+    """
+    if request.published_at is None:
+        return started
+    age = wall_clock() - (request.published_at + PUBLISH_SKEW_SECONDS)
+    if age <= 0:
+        return started
+    return min(started, clock() - age)
 
 
 def listing_issue(region: str, cluster: Cluster, error: AckApiError) -> ClusterIssue:

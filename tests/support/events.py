@@ -32,11 +32,18 @@ def encode(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-def delete_user(name: str = "alice", *, event_id: str | None = None, **params: Any) -> bytes:
-    """The DeleteUser event for ``name`` (account from the envelope); ``params`` are extra request parameters."""
+def delete_user(
+    name: str = "alice", *, event_id: str | None = None, published: str | None = None, **params: Any
+) -> bytes:
+    """The DeleteUser event for ``name`` (account from the envelope); ``params`` are extra request parameters.
+
+    ``published``: the envelope's ``aliyunpublishtime`` (default: the sample's, long past); "" removes it.
+    """
     changes: dict[str, Any] = {"data.requestParameters": {"UserName": name, **params}}
     if event_id is not None:
         changes["data.eventId"] = event_id
+    if published is not None:
+        changes["aliyunpublishtime"] = published or None
     return encode(sample("ram-delete-user.json", **changes))
 
 
