@@ -168,6 +168,24 @@ class CpuQuota:
         self.close()
 
 
+def sweep_stale() -> list[str]:
+    """Remove empty ``kcguard-bench-PID-N`` groups whose bench process is gone (a run killed midway)."""
+    removed: list[str] = []
+    try:
+        groups = list(CGROUP_CPU.glob("kcguard-bench-*-*"))
+    except OSError:
+        return removed
+    for group in groups:
+        pid = group.name.split("-")[2]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            if not (group / "cgroup.procs").read_text().strip():
+                group.rmdir()
+                removed.append(group.name)
+    return removed
+
+
 def calibrate(python: str, quota: CpuQuota, seconds: float = 0.6) -> float:
     """CPU seconds per wall second a busy loop gets inside the quota (checks the quota works)."""
     code = (
