@@ -158,13 +158,16 @@ def describe(
     deleted = spec.get("deleted_user")
     on_clusters = clusters_of(world, deleted) if deleted else 0
     burst_pairs = 0
+    pairs_by_user: dict[str, int] = {}
     if burst_names:
         wanted = set(burst_names)
         for region in world.regions.values():
             for c in region.clusters:
                 if c.state.lower() in CLUSTER_STATES_WITHOUT_API_SERVER:
                     continue
-                burst_pairs += len({k.account_id for k in c.kubeconfigs if k.account_name in wanted})
+                for k in {(k.account_name, k.account_id) for k in c.kubeconfigs if k.account_name in wanted}:
+                    burst_pairs += 1
+                    pairs_by_user[k[0]] = pairs_by_user.get(k[0], 0) + 1
     return {
         "now": world.now,
         "account_id": world.account_id,
@@ -177,6 +180,7 @@ def describe(
         "deleted_user_clusters": on_clusters,
         "burst_users": burst_names,
         "burst_pairs_on_running_clusters": burst_pairs,
+        "burst_pairs_by_user": pairs_by_user,
         # For the SDK worker, which must not import kubeconfig_guard (its RSS would include it).
         "not_running": sorted(CLUSTER_STATES_WITHOUT_API_SERVER),
         "access_key": [backend_key_id(), backend_key_secret()],
