@@ -144,7 +144,10 @@ async def execute(
             return late(revocation, "not attempted: the invocation deadline was near")
         return await _revoke_one(client, inventory, revocation.candidate, revocation.force, retry_by)
 
-    done, _ = await run_until([revoke(r) for r in revocations], deadline.remaining())
+    done, cut = await run_until([revoke(r) for r in revocations], deadline.remaining())
+    if inventory is not None:  # their outcome is unknown: the next look at those clusters lists afresh
+        for index in cut:
+            inventory.invalidate_cluster(revocations[index].candidate.cluster.cluster_id)
     actions = [
         action or late(r, "no answer before the invocation's deadline (the Clean may have landed)")
         for r, action in zip(revocations, done, strict=True)
