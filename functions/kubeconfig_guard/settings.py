@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     listing_ttl_seconds: float = Field(
         20.0,
         ge=0,
-        description="How long concurrent invocations on one instance share a cluster's listing to find "
+        description="How long invocations on one warm instance share a cluster's listing to find "
         "candidates. A revocation is always decided on a listing taken after its event arrived.",
     )
     deadline_margin_seconds: float = Field(
