@@ -54,33 +54,12 @@ def kc(
     return record
 
 
-def kubeconfig_state(
-    uid: str,
-    name: str,
-    *,
-    account_type: str = "RamUser",
-    account_state: str = "Deleted",
-    cert_state: str = "Unexpired",
-    cert_expire_time: str | None = CERT_EXPIRES,
-    revokable: bool = True,
-    **extra: Any,
-) -> KubeconfigState:
-    """The same kubeconfig as ACK's ListClusterKubeconfigStates reports it (typed).
-
-    ``extra`` passes other fields of ACK's answer through (``account_display_name``).
-    """
-    return KubeconfigState.model_validate(
-        {
-            "account_id": uid,
-            "account_name": name,
-            "account_type": account_type,
-            "account_state": account_state,
-            "cert_expire_time": cert_expire_time,
-            "cert_state": cert_state,
-            "revokable": revokable,
-            **extra,
-        }
-    )
+def kubeconfig_state(uid: str, name: str, **fields: Any) -> KubeconfigState:
+    """The same kubeconfig as ACK's ListClusterKubeconfigStates reports it (typed): ``kc``'s
+    defaults and arguments, without the world-only ``last_access``."""
+    record = kc(uid, name, **fields)
+    record.pop("last_access")
+    return KubeconfigState.model_validate(record)
 
 
 def cluster(cluster_id: str, *kubeconfigs: dict[str, Any], **fields: Any) -> dict[str, Any]:
