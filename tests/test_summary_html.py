@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from kubeconfig_guard.results import ACTION_URGENCY, Action, ActionStatus
+from kubeconfig_guard.summary import charts
 from kubeconfig_guard.summary import html as html_module
-from kubeconfig_guard.summary.html import CLASS_COLORS, MAX_CHART_CLUSTERS, render_html
+from kubeconfig_guard.summary.charts import CLASS_COLORS, MAX_CHART_CLUSTERS
+from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
 from support.reports import EVIL_NAME, build_report, empty_report
 
@@ -125,7 +127,7 @@ def test_truncation_notes() -> None:
 
 def test_cluster_chart_keeps_the_most_urgent() -> None:
     report = build_report(clusters_per_region=15, orphans=31)
-    chart = html_module.cluster_chart(report)
+    chart = charts.cluster_chart(report)
     shown = {row.full_label for row in chart.rows}
     urgent = [c for c in report.by_cluster if c.counts["orphaned"] + c.counts["root"] + c.counts["expiring"]]
     most = max(urgent, key=lambda c: c.counts["orphaned"])
@@ -139,7 +141,7 @@ def test_cluster_chart_keeps_the_most_urgent() -> None:
 
 def test_region_chart_lists_every_watched_region() -> None:
     report = build_report().model_copy(update={"regions": ["eu-central-1", *build_report().regions]})
-    chart = html_module.region_chart(report)
+    chart = charts.region_chart(report)
     assert [row.label for row in chart.rows] == report.regions
     assert chart.rows[0].total == 0 and not chart.rows[0].segments
 
@@ -153,7 +155,7 @@ def test_empty_report_renders() -> None:
 
 def test_long_expiry_span_is_bucketed_by_year() -> None:
     report = build_report().model_copy(update={"expiry_by_month": {"2026-12": 3, "2035-06": 2, "2031-01": 1}})
-    chart = html_module.expiry_chart(report)
+    chart = charts.expiry_chart(report)
     labels = [c.label for c in chart.columns[1:]]
     assert labels[0] == "2026" and labels[-1] == "2035" and len(labels) == 10
     assert sum(c.count for c in chart.columns[1:]) == 6
