@@ -849,7 +849,7 @@ def test_deploy_guide_covers_the_deployer_and_the_invokers() -> None:
         "acs:cs:<region>:<account-id>:cluster/",
         "CRON_TZ=Asia/Shanghai",
         "src/subCommands/2to3/index.ts",
-        "BENCHMARKS.md, \"Burst\"",
+        'BENCHMARKS.md, "Burst"',
     ):
         assert needed in guide, needed
     # the shared role variable is gone: the guide may say so, never tell anyone to set it

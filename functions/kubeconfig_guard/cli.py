@@ -264,9 +264,7 @@ def summary(
     (out_dir / "report.md").write_text(outcome.markdown, encoding="utf-8")
     (out_dir / "report.html").write_text(outcome.html, encoding="utf-8")
     sys.stdout.write(outcome.markdown)  # verbatim: it is the same Markdown as report.md
-    err.print(
-        f"wrote {rich_text(out_dir)}/report.json, report.md, report.html — {rich_text(outcome.reason)}"
-    )
+    err.print(f"wrote {rich_text(out_dir)}/report.json, report.md, report.html — {rich_text(outcome.reason)}")
 
 
 @app.command("settings")
