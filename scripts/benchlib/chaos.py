@@ -308,18 +308,13 @@ def run_attempt(
     extra_env: dict[str, str],
     log_dir: Path | None = None,
 ) -> Attempt:
-    spec = {
-        "handler": function["handler"],
-        "function": {
-            "name": function["function_name"],
-            "memory": function["memory_mb"],
-            "timeout": function["timeout"],
-        },
-        "credentials": [*fake.meta["access_key"], None],
-        "region": fake.meta["regions"] and next(iter(fake.meta["regions"])),
-        "account_id": fake.meta["account_id"],
-        "request_id": f"chaos-{function['resource']}-{number}",
-    }
+    spec = fcsim.instance_spec(
+        function,
+        [*fake.meta["access_key"], None],
+        fake.meta["regions"] and next(iter(fake.meta["regions"])),
+        fake.meta["account_id"],
+        request_id=f"chaos-{function['resource']}-{number}",
+    )
     regions = list(fake.meta["regions"])
     env = child_env(
         {

@@ -199,6 +199,28 @@ def calibrate(python: str, quota: CpuQuota, seconds: float = 0.6) -> float:
     return float(out.stdout.strip())
 
 
+def instance_spec(
+    function: dict[str, Any],
+    credentials: list[str | None],
+    region: str,
+    account_id: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What an instance process (``fc.py``) needs: the handler and the context Function Compute gives it."""
+    return {
+        "handler": function["handler"],
+        "function": {
+            "name": function["function_name"],
+            "memory": function["memory_mb"],
+            "timeout": function["timeout"],
+        },
+        "credentials": credentials,
+        "region": region,
+        "account_id": account_id,
+        **extra,
+    }
+
+
 class FcInstance:
     """One Function Compute instance: a fresh process, handler imported, invoked one event at a time."""
 
@@ -212,17 +234,7 @@ class FcInstance:
         cwd: str,
         account_id: str,
     ) -> None:
-        spec = {
-            "handler": function["handler"],
-            "function": {
-                "name": function["function_name"],
-                "memory": function["memory_mb"],
-                "timeout": function["timeout"],
-            },
-            "credentials": credentials,
-            "region": env.get("FC_REGION") or "cn-hangzhou",
-            "account_id": account_id,
-        }
+        spec = instance_spec(function, credentials, env.get("FC_REGION") or "cn-hangzhou", account_id)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the instance
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
