@@ -1,8 +1,14 @@
-"""The state and business rules of the fake ACK (no HTTP here).
+"""The state and business rules of the fake ACK (no HTTP, no strings to decode).
 
-Every response is generated from the state, and writes change what later reads
-return: a CleanClusterUserPermissions moves the uid's kubeconfigs on the cluster
-to the cluster's recycle bin, so they no longer appear in ListClusterKubeconfigStates.
+The operations take typed arguments and return typed objects (``ClustersPage``,
+``KubeconfigStatesPage``, ``CleanOutcome``), as moto's backends do; ``wire.py`` decodes a
+request's strings into those arguments and shapes the objects into ACK's JSON. The rules
+the API docs give the server stay here: page-size bounds (from the API table, ``api.py``),
+unknown clusters (404), who may not be revoked, the 7-day access check.
+
+Every answer is generated from the state, and writes change what later reads return: a
+CleanClusterUserPermissions moves the uid's kubeconfigs on the cluster to the cluster's
+recycle bin, so they no longer appear in ListClusterKubeconfigStates.
 """
 
 from __future__ import annotations
@@ -28,16 +34,11 @@ from .world import (
     parse_world_time,
 )
 
-# Operation names, from the one API table (api.py).
-DESCRIBE_CLUSTERS_V1 = api.DESCRIBE_CLUSTERS_V1.name
-LIST_CLUSTER_KUBECONFIG_STATES = api.LIST_CLUSTER_KUBECONFIG_STATES.name
-CLEAN_CLUSTER_USER_PERMISSIONS = api.CLEAN_CLUSTER_USER_PERMISSIONS.name
-OPERATION_NAMES = tuple(op.name for op in api.OPERATIONS)
-
 ACCESS_CHECK_WINDOW = timedelta(days=7)
 # Cluster fields that are the fake's own bookkeeping, never returned by DescribeClustersV1.
 _PRIVATE_CLUSTER_FIELDS = frozenset({"kubeconfigs", "recycle_bin", "audit_log"})
 
+# ``hook(backend, operation, params)``: see ``FakeAck.hooks``.
 Hook = Callable[["FakeAck", str, dict[str, str]], None]
 
 
@@ -51,8 +52,64 @@ class FakeAckError(Exception):
         self.message = message
 
 
-def _invalid(message: str) -> FakeAckError:
+def invalid_parameter(message: str) -> FakeAckError:
+    """ACK's answer to a parameter it refuses: 400 ``InvalidParameter``."""
     return FakeAckError(400, "InvalidParameter", message)
+
+
+@dataclass(frozen=True)
+class DescribedCluster:
+    """One DescribeClustersV1 item: the cluster's fields, its region, and its stored extra fields.
+
+    ``extra`` holds the world's extra cluster fields (``vpc_id``, ``current_version``...), never
+    the fake's bookkeeping (kubeconfigs, recycle bin, audit-log flag).
+    """
+
+    cluster_id: str
+    name: str
+    region_id: str
+    cluster_type: str
+    state: str
+    extra: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ClustersPage:
+    """One page of DescribeClustersV1: its clusters and where it sits among ``total_count``."""
+
+    clusters: tuple[DescribedCluster, ...]
+    page_number: int
+    page_size: int
+    total_count: int
+
+
+@dataclass(frozen=True)
+class KubeconfigStatesPage:
+    """One page of ListClusterKubeconfigStates: copies of the issued kubeconfigs on it.
+
+    The records carry the fake-only ``last_access``; ``KubeconfigRecord.state()`` is the
+    documented item without it.
+    """
+
+    states: tuple[KubeconfigRecord, ...]
+    page_number: int
+    page_size: int
+    total_count: int
+
+
+@dataclass(frozen=True)
+class CleanOutcome:
+    """What one accepted CleanClusterUserPermissions did: ``revoked`` kubeconfigs (0: nothing issued)."""
+
+    cluster_id: str
+    uid: str
+    force: bool
+    revoked: int
+
+    @property
+    def outcome(self) -> str:
+        """``revoked`` or ``noop``, as recorded in ``FakeAck.clean_calls``."""
+        return "revoked" if self.revoked else "noop"
 
 
 @dataclass(frozen=True)
@@ -119,6 +176,10 @@ class FakeAck:
         self.calls: Counter[str] = Counter()
         self.revocations: list[RevocationRecord] = []
         self.clean_calls: list[CleanCall] = []
+        # Test hooks, ``hook(backend, operation, params)``: run by the wire layer (``wire.handle``)
+        # before each routed operation, with the request's decoded string parameters (query and
+        # path); a hook may raise FakeAckError (the request's answer) or change the world or
+        # ``params``. Direct calls of the typed operations below do not run them.
         self.hooks: list[Hook] = []
         self.faults = FaultInjector(fault_seed)
         self.from_world(world or World())
@@ -207,78 +268,75 @@ class FakeAck:
 
     # --- operations --------------------------------------------------------------------
 
+    def require_cluster(self, cluster_id: str) -> None:
+        """Raise ACK's 404 ``ErrorClusterNotFound`` when the cluster does not exist."""
+        with self._lock:
+            self._cluster(cluster_id)
+
     def describe_clusters(
-        self, region_id: str | None = None, page_number: int = 1, page_size: int = 10
-    ) -> dict[str, Any]:
-        """DescribeClustersV1: the clusters of a region (all regions when None), one page."""
-        if page_number < 1:
-            raise _invalid(f"page_number must be >= 1, got {page_number}")
-        if not 1 <= page_size <= 100:
-            raise _invalid(f"page_size must be between 1 and 100, got {page_size}")
+        self,
+        region_id: str | None = None,
+        page_number: int = 1,
+        page_size: int = api.CLUSTERS_PAGING.default_size,
+    ) -> ClustersPage:
+        """DescribeClustersV1: the clusters of a region (every region when None or empty), one page."""
+        _check_paging(api.CLUSTERS_PAGING, page_number, page_size)
         with self._lock:
             selected = [e for e in self._clusters.values() if not region_id or e.region_id == region_id]
             start = (page_number - 1) * page_size
-            clusters = [self._describe(e) for e in selected[start : start + page_size]]
+            clusters = tuple(self._describe(e) for e in selected[start : start + page_size])
             total = len(selected)
-        return {
-            "clusters": clusters,
-            "page_info": {"page_number": page_number, "page_size": page_size, "total_count": total},
-        }
+        return ClustersPage(clusters, page_number, page_size, total)
 
     @staticmethod
-    def _describe(entry: _Cluster) -> dict[str, Any]:
+    def _describe(entry: _Cluster) -> DescribedCluster:
         record = entry.record
-        item: dict[str, Any] = {
-            "cluster_id": record.cluster_id,
-            "name": record.name,
-            "region_id": entry.region_id,
-            "cluster_type": record.cluster_type,
-            "state": record.state,
+        extra = {
+            key: value
+            for key, value in (record.model_extra or {}).items()
+            if key not in _PRIVATE_CLUSTER_FIELDS
         }
-        for key, value in (record.model_extra or {}).items():
-            if key not in _PRIVATE_CLUSTER_FIELDS:
-                item.setdefault(key, value)
-        return item
+        return DescribedCluster(
+            record.cluster_id, record.name, entry.region_id, record.cluster_type, record.state, extra
+        )
 
     def list_kubeconfig_states(
-        self, cluster_id: str, page_number: int = 1, page_size: int = 10
-    ) -> dict[str, Any]:
-        """ListClusterKubeconfigStates: one page of the cluster's issued kubeconfigs."""
+        self,
+        cluster_id: str,
+        page_number: int = 1,
+        page_size: int = api.STATES_PAGING.default_size,
+    ) -> KubeconfigStatesPage:
+        """ListClusterKubeconfigStates: one page of the cluster's issued kubeconfigs (404 first)."""
         with self._lock:
             entry = self._cluster(cluster_id)
-            if page_number < 1:
-                raise _invalid(f"pageNumber must be >= 1, got {page_number}")
-            if not 10 <= page_size <= 50:
-                raise _invalid(f"pageSize must be between 10 and 50, got {page_size}")
+            _check_paging(api.STATES_PAGING, page_number, page_size)
             kubeconfigs = entry.record.kubeconfigs
             start = (page_number - 1) * page_size
-            states = [k.state() for k in kubeconfigs[start : start + page_size]]
+            states = tuple(k.model_copy() for k in kubeconfigs[start : start + page_size])
             total = len(kubeconfigs)
-        return {
-            "states": states,
-            "page": {"page_number": page_number, "page_size": page_size, "total_count": total},
-        }
+        return KubeconfigStatesPage(states, page_number, page_size, total)
 
-    def clean_user_permissions(self, cluster_id: str, uid: str, force: bool = False) -> dict[str, Any]:
+    def clean_user_permissions(self, cluster_id: str, uid: str, force: bool = False) -> CleanOutcome:
         """CleanClusterUserPermissions: revoke the uid's kubeconfigs on the cluster.
 
         Refused for the Alibaba Cloud account and for the caller. With ``force=False``
         refused when the cluster's access records cannot be read (``audit_log: false``)
         or the uid used one of its kubeconfigs within the previous 7 days. Revoked
         kubeconfigs move to the recycle bin; non-revokable ones stay. Nothing issued:
-        success, no change.
+        success, no change. Every call, refused or not, is recorded in ``clean_calls``.
         """
         with self._lock:
             stamp = format_time(self.now())
             try:
-                outcome = self._apply_clean(cluster_id, uid, force, stamp)
+                revoked = self._apply_clean(cluster_id, uid, force, stamp)
             except FakeAckError as exc:
                 self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, exc.code))
                 raise
-            self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, outcome))
-        return {}
+            outcome = CleanOutcome(cluster_id, uid, force, revoked)
+            self.clean_calls.append(CleanCall(cluster_id, uid, force, stamp, outcome.outcome))
+        return outcome
 
-    def _apply_clean(self, cluster_id: str, uid: str, force: bool, stamp: str) -> str:
+    def _apply_clean(self, cluster_id: str, uid: str, force: bool, stamp: str) -> int:
         entry = self._cluster(cluster_id)
         record = entry.record
         mine = [k for k in record.kubeconfigs if k.account_id == uid]
@@ -296,7 +354,7 @@ class FakeAck:
             )
         revokable = [k for k in mine if k.revokable]
         if not revokable:
-            return "noop"
+            return 0
         if not force:
             if not record.audit_log:
                 raise FakeAckError(
@@ -318,35 +376,7 @@ class FakeAck:
         for k in revokable:
             record.recycle_bin.append(RevokedKubeconfig(**k.model_dump(), revoked_at=stamp, force=force))
         self.revocations.append(RevocationRecord(cluster_id, uid, force, stamp, len(revokable)))
-        return "revoked"
-
-    # --- request entry point -------------------------------------------------------------
-
-    def invoke(self, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """Run one operation from decoded request parameters (strings), hooks first.
-
-        ``params`` keys: DescribeClustersV1 ``region_id``/``page_number``/``page_size``;
-        ListClusterKubeconfigStates ``ClusterId``/``pageNumber``/``pageSize``;
-        CleanClusterUserPermissions ``ClusterId``/``Uid``/``Force``.
-        """
-        args = dict(params)
-        for hook in list(self.hooks):
-            hook(self, operation, args)
-        if operation == DESCRIBE_CLUSTERS_V1:
-            return self.describe_clusters(
-                args.get("region_id") or None,
-                _int_param(args, "page_number", 1),
-                _int_param(args, "page_size", 10),
-            )
-        if operation == LIST_CLUSTER_KUBECONFIG_STATES:
-            return self.list_kubeconfig_states(
-                args["ClusterId"], _int_param(args, "pageNumber", 1), _int_param(args, "pageSize", 10)
-            )
-        if operation == CLEAN_CLUSTER_USER_PERMISSIONS:
-            with self._lock:
-                self._cluster(args["ClusterId"])  # 404 before parameter errors
-            return self.clean_user_permissions(args["ClusterId"], args["Uid"], _bool_param(args, "Force"))
-        raise FakeAckError(404, "InvalidAction.NotFound", f"unknown operation {operation}")
+        return len(revokable)
 
     # --- mutators for tests ------------------------------------------------------------
 
@@ -423,21 +453,11 @@ class FakeAck:
             self.faults.counts.clear()
 
 
-def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise _invalid(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _bool_param(params: Mapping[str, str], name: str) -> bool:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return False
-    lowered = raw.lower()
-    if lowered not in ("true", "false"):
-        raise _invalid(f"{name} must be true or false, got {raw!r}")
-    return lowered == "true"
+def _check_paging(paging: api.Paging, page_number: int, page_size: int) -> None:
+    """The documented page bounds (``api.py``), refused with the parameter's wire name."""
+    if page_number < 1:
+        raise invalid_parameter(f"{paging.number_param} must be >= 1, got {page_number}")
+    if not paging.min_size <= page_size <= paging.max_size:
+        raise invalid_parameter(
+            f"{paging.size_param} must be between {paging.min_size} and {paging.max_size}, got {page_size}"
+        )

@@ -2,9 +2,10 @@
 
 ``handle`` routes the three ROA operations, verifies the ACS3-HMAC-SHA256 signature
 with the same canonicalization functions the client signs with, asks the fault
-injector what goes wrong, runs the operation on the backend and renders ACK-shaped
-JSON. Front ends (``FakeAckTransport``, ``FakeAckServer``) carry out the returned
-delays, hangs and resets.
+injector what goes wrong, decodes the request's query and path strings into the
+backend's typed arguments, runs the operation on the backend and shapes its typed
+answer into ACK's JSON. Front ends (``FakeAckTransport``, ``FakeAckServer``) carry out
+the returned delays, hangs and resets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -21,8 +22,12 @@ from urllib.parse import unquote
 from .. import api, signing
 from ..api import API_VERSION
 from .backend import (
+    ClustersPage,
+    DescribedCluster,
     FakeAck,
     FakeAckError,
+    KubeconfigStatesPage,
+    invalid_parameter,
 )
 from .faults import NO_DECISION, FaultDecision
 
@@ -61,28 +66,131 @@ class WireResponse:
         return REASONS.get(self.status, "Unknown")
 
 
-# Listing operations: (page-number parameter, items key, page-metadata key) of their answers.
-_PAGED = {
-    op.name: (op.paging.number_param, op.paging.items_key, op.paging.page_key)
-    for op in api.OPERATIONS
-    if op.paging is not None
+# --- parameters in, typed call, JSON out -------------------------------------------------------
+#
+# Paging parameter names and answer keys come from the API table (``api.py``), path parameters
+# (``ClusterId``, ``Uid``) from its path templates through ``api.route``. These two query
+# parameters are not in the table; the names are the ones the client sends.
+REGION_PARAM = "region_id"  # DescribeClustersV1
+FORCE_PARAM = "Force"  # CleanClusterUserPermissions
+
+Params = dict[str, str]
+_Page = ClustersPage | KubeconfigStatesPage
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid_parameter(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool_param(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return False
+    lowered = raw.lower()
+    if lowered not in ("true", "false"):
+        raise invalid_parameter(f"{name} must be true or false, got {raw!r}")
+    return lowered == "true"
+
+
+def _page_info(page: _Page) -> dict[str, Any]:
+    return {"page_number": page.page_number, "page_size": page.page_size, "total_count": page.total_count}
+
+
+def _cluster_item(cluster: DescribedCluster) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "cluster_id": cluster.cluster_id,
+        "name": cluster.name,
+        "region_id": cluster.region_id,
+        "cluster_type": cluster.cluster_type,
+        "state": cluster.state,
+    }
+    for key, value in cluster.extra.items():
+        item.setdefault(key, value)
+    return item
+
+
+def _describe_clusters(backend: FakeAck, params: Params) -> dict[str, Any]:
+    paging = api.CLUSTERS_PAGING
+    page = backend.describe_clusters(
+        params.get(REGION_PARAM) or None,
+        _int_param(params, paging.number_param, 1),
+        _int_param(params, paging.size_param, paging.default_size),
+    )
+    return {
+        paging.items_key: [_cluster_item(cluster) for cluster in page.clusters],
+        paging.page_key: _page_info(page),
+    }
+
+
+def _list_kubeconfig_states(backend: FakeAck, params: Params) -> dict[str, Any]:
+    paging = api.STATES_PAGING
+    page = backend.list_kubeconfig_states(
+        params["ClusterId"],
+        _int_param(params, paging.number_param, 1),
+        _int_param(params, paging.size_param, paging.default_size),
+    )
+    return {paging.items_key: [k.state() for k in page.states], paging.page_key: _page_info(page)}
+
+
+def _clean_user_permissions(backend: FakeAck, params: Params) -> dict[str, Any]:
+    cluster_id = params["ClusterId"]
+    backend.require_cluster(cluster_id)  # ACK answers an unknown cluster 404 before judging Force
+    backend.clean_user_permissions(cluster_id, params["Uid"], _bool_param(params, FORCE_PARAM))
+    return {}
+
+
+_OPERATIONS: dict[str, Callable[[FakeAck, Params], dict[str, Any]]] = {
+    api.DESCRIBE_CLUSTERS_V1.name: _describe_clusters,
+    api.LIST_CLUSTER_KUBECONFIG_STATES.name: _list_kubeconfig_states,
+    api.CLEAN_CLUSTER_USER_PERMISSIONS.name: _clean_user_permissions,
 }
 
 
-def _hostile_paging(
-    backend: FakeAck, operation: str, params: dict[str, str], fault: FaultDecision
-) -> dict[str, Any]:
-    """Run a listing operation and bend its answer as the fault's ``page_*`` fields say."""
-    number_key, items_key, page_key = _PAGED[operation]
-    asked = params.get(number_key, "1")
+def _run_operation(backend: FakeAck, operation: str, params: Params) -> dict[str, Any]:
+    """Run the backend's hooks, decode ``params``, call the typed operation, shape its JSON answer.
+
+    Hooks run here, in the wire layer, not in the backend: their contract is the request's
+    string parameters (``hook(backend, operation, params)``, before the operation, free to
+    raise FakeAckError or change the world or ``params``), and strings exist only on the wire.
+    The backend's operations stay typed end to end and keep the list only as state
+    (``FakeAck.hooks``); a test calling them directly runs no hook. Hooks see ``params``
+    after the fault's page rewrite (``_hostile_paging``) and before any decoding, so a hook
+    also sees requests whose parameters the decoding then refuses.
+    """
+    shape = _OPERATIONS.get(operation)
+    if shape is None:
+        raise FakeAckError(404, "InvalidAction.NotFound", f"unknown operation {operation}")
+    for hook in list(backend.hooks):
+        hook(backend, operation, params)
+    return shape(backend, params)
+
+
+# Listing operations and how they page (the API table's page parameters and answer keys).
+_PAGED = {op.name: op.paging for op in api.OPERATIONS if op.paging is not None}
+
+
+def _hostile_paging(backend: FakeAck, operation: str, params: Params, fault: FaultDecision) -> dict[str, Any]:
+    """Run a listing operation and bend its shaped answer as the fault's ``page_*`` fields say.
+
+    ``page_repeat_first`` serves page 1 whatever was asked, echoing the asked page number
+    (as an integer when it is one, else as the string received).
+    """
+    paging = _PAGED[operation]
+    asked = params.get(paging.number_param, "1")
     if fault.page_repeat_first:
-        params = {**params, number_key: "1"}
-    payload = backend.invoke(operation, params)
-    page = payload.setdefault(page_key, {})
+        params = {**params, paging.number_param: "1"}
+    payload = _run_operation(backend, operation, params)
+    page = payload.setdefault(paging.page_key, {})
     if fault.page_repeat_first:
         page["page_number"] = int(asked) if asked.isdigit() else asked
     if fault.page_empty:
-        payload[items_key] = []
+        payload[paging.items_key] = []
     if fault.page_total_count is not None:
         page["total_count"] = fault.page_total_count
     if fault.page_number_echo is not None:
@@ -278,7 +386,7 @@ def handle(
         if hostile and operation in _PAGED:
             payload = _hostile_paging(backend, operation, params, decision)
         else:
-            payload = backend.invoke(operation, params)
+            payload = _run_operation(backend, operation, params)
     except FakeAckError as exc:
         return error_response(
             exc.status, exc.code, exc.message, request_id=request_id, fault=decision, operation=operation
