@@ -12,9 +12,8 @@ variables, as on python3.12 where the context carries none).
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -24,7 +23,6 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -35,6 +33,12 @@ from support.harness import fake_ack_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "scripts" / "build"
+# scripts/build is a launcher over scripts/buildlib/: the tests import its modules.
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+
+from buildlib import cli, install, locks, package, project, requirements, zipping  # noqa: E402
+
 WORLD = ROOT / "examples" / "world.json"
 SAMPLE = ROOT / "events" / "ram-delete-user.json"
 TEMPLATE = ROOT / "template.yml"
@@ -53,18 +57,6 @@ FORBIDDEN_TOP_LEVEL = {
     "yaml",
     "bin",
 }
-
-
-def load_build_script() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("kcguard_build_script", str(BUILD_SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-build_script = load_build_script()
 
 
 def interpreter(runtime: str) -> Path | None:
@@ -93,13 +85,13 @@ def template_handlers() -> list[str]:
 def test_locks_match_pyproject() -> None:
     # CI's `scripts/build --check-locks`: a dependency changed in pyproject.toml without
     # `scripts/build --lock` fails here.
-    assert build_script.check_locks() == []
-    variants = build_script.lock_variants()
+    assert locks.check_locks() == []
+    variants = locks.lock_variants()
     assert {(v.runtime, v.extras) for v in variants} == {
         (runtime, extras) for runtime in RUNTIMES for extras in ((), ("oss",))
     }
     for variant in variants:
-        pins = build_script.lock_pins(variant.path.read_text(encoding="utf-8"))
+        pins = locks.lock_pins(variant.path.read_text(encoding="utf-8"))
         assert "pydantic-core" in pins and ("alibabacloud-oss-v2" in pins) is (variant.extras == ("oss",))
 
 
@@ -108,9 +100,9 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """pyproject.toml and locks/ copied aside, with the build script pointed at the copy."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     shutil.copytree(ROOT / "locks", tmp_path / "locks")
-    monkeypatch.setattr(build_script, "ROOT", tmp_path)
-    monkeypatch.setattr(build_script, "LOCKS", tmp_path / "locks")
-    assert build_script.check_locks() == []
+    monkeypatch.setattr(project, "ROOT", tmp_path)
+    monkeypatch.setattr(project, "LOCKS", tmp_path / "locks")
+    assert locks.check_locks() == []
     return tmp_path
 
 
@@ -119,8 +111,8 @@ def test_a_changed_dependency_makes_the_locks_stale(project_copy: Path) -> None:
     text = pyproject.read_text(encoding="utf-8")
     assert '"httpx>=0.27,<1"' in text
     pyproject.write_text(text.replace('"httpx>=0.27,<1"', '"httpx>=0.29,<1"'), encoding="utf-8")
-    problems = build_script.check_locks()
-    assert len([p for p in problems if "is stale" in p]) == len(build_script.lock_variants())
+    problems = locks.check_locks()
+    assert len([p for p in problems if "is stale" in p]) == len(locks.lock_variants())
     assert [p for p in problems if re.search(r"pins httpx==[\d.]+, outside 'httpx>=0.29,<1'", p)]
     process = subprocess.run(
         [sys.executable, str(BUILD_SCRIPT), "--check-locks"], capture_output=True, text=True, timeout=60
@@ -139,21 +131,52 @@ def test_an_edited_lock_is_refused(project_copy: Path) -> None:
     )
     assert edited != text
     lock.write_text(edited + "typer==0.12.0 \\\n    --hash=sha256:" + "0" * 64 + "\n", encoding="utf-8")
-    problems = build_script.check_lock(build_script.LockVariant("python3.10"))
+    problems = locks.check_lock(locks.LockVariant("python3.10"))
     assert any("sniffio==" in p and "no sha256" in p for p in problems), problems
     assert any("local-only typer" in p for p in problems), problems
     # the build refuses it before installing anything
     with pytest.raises(SystemExit, match="no sha256"):
-        build_script.install_dependencies(project_copy / "out", build_script.LockVariant("python3.10"))
+        install.install_dependencies(project_copy / "out", locks.LockVariant("python3.10"))
     assert not (project_copy / "out").exists()
 
 
 def test_local_only_extras_are_never_deployed() -> None:
     for extra in ("dev", "cli"):
         with pytest.raises(SystemExit, match="local-only"):
-            build_script.runtime_requirements([extra])
+            project.runtime_requirements([extra])
     with pytest.raises(SystemExit, match="unknown extra"):
-        build_script.runtime_requirements(["nope"])
+        project.runtime_requirements(["nope"])
+
+
+def test_a_malformed_pyproject_is_a_clear_error(project_copy: Path) -> None:
+    pyproject = project_copy / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(
+        re.sub(r"(?ms)^dependencies = \[.*?^\]", 'dependencies = "httpx"', text, count=1), encoding="utf-8"
+    )
+    with pytest.raises(SystemExit, match=r"\[project\]\.dependencies must be a list of strings"):
+        locks.check_locks()
+    pyproject.write_text("[tool.x]\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"no \[project\] table"):
+        project.runtime_requirements([])
+    pyproject.write_text("[project\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"pyproject\.toml is not valid TOML"):
+        project.read_project()
+
+
+def test_the_launcher_is_thin_and_keeps_its_help() -> None:
+    # scripts/build holds the user-facing docstring; buildlib.cli is the code behind it.
+    source = BUILD_SCRIPT.read_text(encoding="utf-8")
+    docstring = ast.get_docstring(ast.parse(source))
+    assert docstring is not None and docstring.split("\n\n")[0] == cli.DESCRIPTION
+    assert len(source.splitlines()) < 60
+    process = subprocess.run(
+        [sys.executable, str(BUILD_SCRIPT), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 0, process.stderr
+    assert " ".join(process.stdout.split()).count(cli.DESCRIPTION) == 1
+    for option in ("--runtime", "--out", "--extra", "--lock", "--check-locks"):
+        assert option in process.stdout
 
 
 def test_zip_timestamps_come_from_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,23 +186,23 @@ def test_zip_timestamps_come_from_source_date_epoch(tmp_path: Path, monkeypatch:
     (source / "run.sh").write_text("#!/bin/sh\n")
     (source / "run.sh").chmod(0o700)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    build_script.make_zip(source, tmp_path / "default.zip")
+    zipping.make_zip(source, tmp_path / "default.zip")
     with zipfile.ZipFile(tmp_path / "default.zip") as zf:
-        assert {i.date_time for i in zf.infolist()} == {build_script.ZIP_DATE}
+        assert {i.date_time for i in zf.infolist()} == {zipping.ZIP_DATE}
         modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
     assert modes == {"pkg/a.py": 0o100644, "run.sh": 0o100755}
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795000001")  # 2026-11-18 11:06:41 UTC
-    build_script.make_zip(source, tmp_path / "dated.zip")
+    zipping.make_zip(source, tmp_path / "dated.zip")
     with zipfile.ZipFile(tmp_path / "dated.zip") as zf:
         assert {i.date_time for i in zf.infolist()} == {(2026, 11, 18, 11, 6, 40)}
     (source / "pkg" / "a.py").touch()  # file times never reach the zip
-    build_script.make_zip(source, tmp_path / "again.zip")
+    zipping.make_zip(source, tmp_path / "again.zip")
     assert (tmp_path / "again.zip").read_bytes() == (tmp_path / "dated.zip").read_bytes()
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
-    assert build_script.zip_date() == build_script.ZIP_DATE
+    assert zipping.zip_date() == zipping.ZIP_DATE
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(SystemExit, match="SOURCE_DATE_EPOCH"):
-        build_script.zip_date()
+        zipping.zip_date()
 
 
 # --- one build of both runtimes (slow) -----------------------------------------------------
@@ -198,7 +221,7 @@ def build_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
     print(process.stdout)
     for runtime in RUNTIMES:
-        archive = out / build_script.zip_name(runtime)
+        archive = out / project.zip_name(runtime)
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         # the build prints each zip's sha256 and size, and writes the sha256sum line
         assert f"{digest}  {archive.name}  {archive.stat().st_size} bytes" in process.stdout
@@ -207,11 +230,11 @@ def build_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def package_dir(build_out: Path, runtime: str) -> Path:
-    return build_out / build_script.package_dir_name(runtime)
+    return build_out / project.package_dir_name(runtime)
 
 
 def package_zip(build_out: Path, runtime: str) -> Path:
-    return build_out / build_script.zip_name(runtime)
+    return build_out / project.zip_name(runtime)
 
 
 def files_of(directory: Path) -> list[str]:
@@ -233,8 +256,8 @@ def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, r
     assert "kubeconfig_guard/handlers.py" in files
     # package data travels with the code
     source_data = [
-        p.relative_to(build_script.PACKAGE_SRC.parent).as_posix()
-        for p in build_script.PACKAGE_SRC.rglob("*")
+        p.relative_to(project.PACKAGE_SRC.parent).as_posix()
+        for p in project.PACKAGE_SRC.rglob("*")
         if p.is_file() and p.suffix not in (".py", ".pyc") and "fake" not in p.parts
     ]
     assert set(source_data) <= set(files)
@@ -244,17 +267,17 @@ def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, r
     compiled = [f for f in files if f.endswith((".pyc", ".pyo"))]
     wrong = [f for f in compiled if not (f.endswith(f".{tag}.pyc") and "__pycache__/" in f)]
     assert not wrong, wrong[:5]
-    if build_script.runtime_python(runtime) is not None:
+    if package.runtime_python(runtime) is not None:
         assert f"kubeconfig_guard/__pycache__/handlers.{tag}.pyc" in files
 
-    installed = {build_script.canonical(name) for name in build_script.installed_requirements(directory)}
-    project = build_script.tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    requirement = build_script._requirement_class()
-    runtime_names = {build_script.canonical(requirement(r).name) for r in project["dependencies"]}
+    installed = {requirements.canonical(name) for name in install.installed_requirements(directory)}
+    pyproject = project.tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirement = requirements.requirement_class()
+    runtime_names = {requirements.canonical(requirement(r).name) for r in pyproject["dependencies"]}
     local_only = {
-        build_script.canonical(requirement(r).name)
+        requirements.canonical(requirement(r).name)
         for extra in ("cli", "dev")
-        for r in project["optional-dependencies"][extra]
+        for r in pyproject["optional-dependencies"][extra]
     } - {"kubeconfig-guard"}
     assert runtime_names <= installed
     assert not installed & local_only, sorted(installed & local_only)
@@ -263,9 +286,9 @@ def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, r
     for metadata in directory.glob("*.dist-info/METADATA"):
         text = metadata.read_text(encoding="utf-8")
         name = re.search(r"(?m)^Name: (.+)$", text).group(1)  # type: ignore[union-attr]
-        versions[build_script.canonical(name)] = re.search(r"(?m)^Version: (.+)$", text).group(1)  # type: ignore[union-attr]
-    lock = build_script.LockVariant(runtime).path.read_text(encoding="utf-8")
-    assert versions == build_script.lock_pins(lock)
+        versions[requirements.canonical(name)] = re.search(r"(?m)^Version: (.+)$", text).group(1)  # type: ignore[union-attr]
+    lock = locks.LockVariant(runtime).path.read_text(encoding="utf-8")
+    assert versions == locks.lock_pins(lock)
 
 
 @pytest.mark.slow
@@ -280,10 +303,10 @@ def test_compiled_wheels_match_the_runtime(build_out: Path, runtime: str) -> Non
     args = (
         package_dir(build_out, runtime),
         runtime.removeprefix("python"),
-        build_script.runtime_requirements([]),
+        project.runtime_requirements([]),
     )
-    assert build_script.missing_requirements(*args) == []
-    assert build_script.unneeded_distributions(*args) == []
+    assert install.missing_requirements(*args) == []
+    assert install.unneeded_distributions(*args) == []
 
 
 @pytest.mark.slow
@@ -293,9 +316,9 @@ def test_zip_is_the_directory_reproducibly(build_out: Path, runtime: str, tmp_pa
     with zipfile.ZipFile(archive) as zf:
         assert zf.testzip() is None
         assert zf.namelist() == files_of(directory)
-        assert {info.date_time for info in zf.infolist()} == {build_script.zip_date()}
+        assert {info.date_time for info in zf.infolist()} == {zipping.zip_date()}
     again = tmp_path / "again.zip"
-    build_script.make_zip(directory, again)
+    zipping.make_zip(directory, again)
     assert again.read_bytes() == archive.read_bytes()
     unzipped = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
     print(f"{runtime}: {unzipped / 2**20:.1f} MiB unzipped, {archive.stat().st_size / 2**20:.1f} MiB zipped")
@@ -449,7 +472,7 @@ def test_two_builds_of_one_commit_are_byte_identical(tmp_path: Path) -> None:
             env=env,
         )
         assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
-        archive = tree / "dist" / build_script.zip_name(runtime)
+        archive = tree / "dist" / project.zip_name(runtime)
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         assert f"sha256 {digest}  {archive.name}" in process.stdout
         digests.append(digest)

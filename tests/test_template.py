@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.machinery
-import importlib.util
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -189,12 +188,10 @@ def function_with_handler(template: dict[str, Any], handler: str) -> dict[str, A
 
 
 def load_build_script() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("kcguard_build_script", str(ROOT / "scripts" / "build"))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    """scripts/build's runtimes and output names (scripts/buildlib/project.py)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module("buildlib.project")
 
 
 # --- the template against the fc3 schema --------------------------------------------
