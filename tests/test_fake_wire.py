@@ -19,12 +19,13 @@ from kubeconfig_guard.credentials import (
     from_environment_or_demo,
 )
 from kubeconfig_guard.errors import AckApiError
-from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport
+from kubeconfig_guard.fake import FakeAck, FakeAckError, FakeAckServer, FakeAckTransport
 from kubeconfig_guard.fake.testing import signed_request, small_world
 from kubeconfig_guard.fake.wire import handle
+from kubeconfig_guard.fake.world import STATE_FIELDS
 from kubeconfig_guard.settings import Settings
 
-TOM = "200000000000000001"
+TOM, ANN = "200000000000000001", "200000000000000002"
 STATES = "/clusters/c-big/kubeconfig/states"
 
 
@@ -149,6 +150,154 @@ def test_errors_of_operations_are_rendered_like_ack(backend: FakeAck) -> None:
     answer = handle(backend, "DELETE", target, headers)
     assert (answer.status, body_of(answer)["code"]) == (400, "ErrorKubeconfigInUse")
     assert backend.calls == {"ListClusterKubeconfigStates": 1, "CleanClusterUserPermissions": 1}
+
+
+# --- parameters: strings decoded into the backend's typed arguments, answers shaped -------
+
+
+def call(
+    backend: FakeAck, method: str, path: str, query: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A signed request through ``handle``: (status, JSON body)."""
+    target, headers = signed_request(method, path, query)
+    answer = handle(backend, method, target, headers)
+    return answer.status, body_of(answer)
+
+
+def clean_path(cluster_id: str, uid: str) -> str:
+    return f"/cluster/{cluster_id}/user/{uid}/permissions"
+
+
+def test_listing_without_paging_parameters_is_page_1_of_10(backend: FakeAck) -> None:
+    status, body = call(backend, "GET", STATES)
+    assert status == 200 and list(body) == ["states", "page"]
+    assert body["page"] == {"page_number": 1, "page_size": 10, "total_count": 123}
+    assert [s["account_name"] for s in body["states"]] == [f"user-{i:03d}" for i in range(10)]
+
+
+def test_states_carry_every_documented_field_in_order_and_never_last_access(backend: FakeAck) -> None:
+    status, body = call(backend, "GET", "/clusters/c-prod/kubeconfig/states")
+    first = body["states"][0]
+    assert status == 200 and tuple(first) == STATE_FIELDS
+    assert first == {
+        "account_id": TOM,
+        "account_name": "tom",
+        "account_display_name": "tom",
+        "account_type": "RamUser",
+        "account_state": "Active",
+        "cert_expire_time": "2027-07-15T01:32:20Z",
+        "cert_state": "Unexpired",
+        "revokable": True,
+    }
+
+
+def test_describe_answer_is_shaped_like_ack(backend: FakeAck) -> None:
+    target, headers = signed_request(
+        "GET", "/api/v1/clusters", {"region_id": "cn-hangzhou", "page_size": "1"}
+    )
+    answer = handle(backend, "GET", target, headers)
+    assert answer.body == (
+        b'{"clusters":[{"cluster_id":"c-prod","name":"prod","region_id":"cn-hangzhou",'
+        b'"cluster_type":"ManagedKubernetes","state":"running","vpc_id":"vpc-prod"}],'
+        b'"page_info":{"page_number":1,"page_size":1,"total_count":3}}'
+    )
+    for query in ({}, {"region_id": ""}):
+        status, body = call(backend, "GET", "/api/v1/clusters", query)
+        assert status == 200 and body["page_info"] == {"page_number": 1, "page_size": 10, "total_count": 4}
+    _, body = call(backend, "GET", "/api/v1/clusters", {"region_id": "ap-southeast-1"})
+    assert [(c["cluster_id"], c["state"]) for c in body["clusters"]] == [("c-sg", "failed")]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "message"),
+    [
+        (STATES, {"pageNumber": "0", "pageSize": "10"}, "pageNumber must be >= 1, got 0"),
+        (STATES, {"pageNumber": "1", "pageSize": "9"}, "pageSize must be between 10 and 50, got 9"),
+        (STATES, {"pageNumber": "1", "pageSize": "51"}, "pageSize must be between 10 and 50, got 51"),
+        (STATES, {"pageNumber": "x", "pageSize": "10"}, "pageNumber must be an integer, got 'x'"),
+        (STATES, {"pageNumber": "1", "pageSize": "1.5"}, "pageSize must be an integer, got '1.5'"),
+        ("/api/v1/clusters", {"page_size": "0"}, "page_size must be between 1 and 100, got 0"),
+        ("/api/v1/clusters", {"page_size": "101"}, "page_size must be between 1 and 100, got 101"),
+        ("/api/v1/clusters", {"page_number": "0"}, "page_number must be >= 1, got 0"),
+        ("/api/v1/clusters", {"page_number": "two"}, "page_number must be an integer, got 'two'"),
+    ],
+)
+def test_bad_paging_parameters_are_invalid_parameter(
+    backend: FakeAck, path: str, query: dict[str, str], message: str
+) -> None:
+    status, body = call(backend, "GET", path, query)
+    assert (status, body["code"], body["message"], body["status"]) == (400, "InvalidParameter", message, 400)
+
+
+def test_force_is_true_or_false_in_any_case_and_defaults_to_false(backend: FakeAck) -> None:
+    assert call(backend, "DELETE", clean_path("c-prod", ANN), {"Force": "TRUE"}) == (200, {})
+    assert [(r.uid, r.force) for r in backend.revocations] == [(ANN, True)]
+    status, body = call(backend, "DELETE", clean_path("c-prod", TOM), {"Force": "yes"})
+    assert (status, body["code"], body["message"]) == (
+        400,
+        "InvalidParameter",
+        "Force must be true or false, got 'yes'",
+    )
+    for query in ({"Force": "False"}, {"Force": ""}, {}):  # false: tom's recent access is checked
+        status, body = call(backend, "DELETE", clean_path("c-prod", TOM), query)
+        assert (status, body["code"]) == (400, "ErrorKubeconfigInUse")
+    assert [c.force for c in backend.clean_calls] == [True, False, False, False]  # "yes" reached no Clean
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("DELETE", clean_path("c-nope", TOM), {"Force": "bogus"}),
+        ("DELETE", clean_path("c-nope", TOM), {"Force": "true"}),
+        ("GET", "/clusters/c-nope/kubeconfig/states", {"pageNumber": "0", "pageSize": "9"}),
+    ],
+)
+def test_unknown_cluster_is_404_before_parameters_are_judged(
+    backend: FakeAck, method: str, path: str, query: dict[str, str]
+) -> None:
+    status, body = call(backend, method, path, query)
+    assert (status, body["code"], body["message"]) == (
+        404,
+        "ErrorClusterNotFound",
+        "cluster c-nope not found",
+    )
+
+
+def test_hooks_see_the_request_strings_before_the_operation(backend: FakeAck) -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def drift(b: FakeAck, operation: str, params: dict[str, str]) -> None:
+        seen.append((operation, dict(params)))
+        if operation == "CleanClusterUserPermissions" and params["Uid"] == TOM:
+            b.delete_cluster(params["ClusterId"])
+
+    backend.hooks.append(drift)
+    status, body = call(backend, "DELETE", clean_path("c-prod", TOM), {"Force": "true"})
+    assert (status, body["code"]) == (404, "ErrorClusterNotFound")
+    call(backend, "GET", STATES, {"pageNumber": "x"})  # refused by decoding, seen by the hook first
+    call(backend, "GET", "/api/v1/clusters")
+    assert seen == [
+        ("CleanClusterUserPermissions", {"Force": "true", "ClusterId": "c-prod", "Uid": TOM}),
+        ("ListClusterKubeconfigStates", {"pageNumber": "x", "ClusterId": "c-big"}),
+        ("DescribeClustersV1", {}),
+    ]
+    assert backend.clean_calls == []  # the operation never ran on the deleted cluster
+
+
+def test_a_hook_may_answer_or_change_the_parameters(backend: FakeAck) -> None:
+    def refuse_listing(b: FakeAck, operation: str, params: dict[str, str]) -> None:
+        if operation == "ListClusterKubeconfigStates":
+            raise FakeAckError(503, "ServiceUnavailable", "listing is down")
+
+    def force_every_clean(b: FakeAck, operation: str, params: dict[str, str]) -> None:
+        if operation == "CleanClusterUserPermissions":
+            params["Force"] = "true"
+
+    backend.hooks += [refuse_listing, force_every_clean]
+    status, body = call(backend, "GET", STATES)
+    assert (status, body["code"], body["message"]) == (503, "ServiceUnavailable", "listing is down")
+    assert call(backend, "DELETE", clean_path("c-prod", TOM), {"Force": "false"}) == (200, {})
+    assert [(r.uid, r.force) for r in backend.revocations] == [(TOM, True)]
 
 
 # --- our client through both front ends --------------------------------------------------
