@@ -216,3 +216,14 @@ def test_retries_ride_over_transient_faults(backend: FakeAck, server: FakeAckSer
 
     assert asyncio.run(run()) == 123
     assert backend.fault_counts["error_5xx"] >= 1
+
+
+def test_observers_see_every_decision_with_or_without_faults(backend: FakeAck) -> None:
+    seen: list[tuple[str, bool]] = []
+    backend.faults.observers.append(lambda op, decision: seen.append((op, decision.throttled)))
+    assert clean(backend) is None  # no faults configured: the fast path is observed too
+    backend.faults.set(CLEAN, FaultSpec(rate_limit_rps=0.001, burst=1))
+    assert clean(backend, uid=ANN) is None  # the bucket's one token
+    error = clean(backend)
+    assert error is not None and error.code == "Throttling.User"
+    assert seen == [(CLEAN, False), (CLEAN, False), (CLEAN, True)]

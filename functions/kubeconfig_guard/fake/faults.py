@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -108,10 +109,15 @@ class _TokenBucket:
         return False
 
 
+FaultObserver = Callable[[str, FaultDecision], None]
+
+
 class FaultInjector:
     """Per-operation fault specs, a seeded random source, token buckets and fault counters.
 
     ``counts`` keys: ``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``.
+    ``observers``: callables ``(operation, decision)`` told every request's decision, faults or
+    not (the benchmark's timeline of served and throttled requests); they must be quick.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -120,6 +126,7 @@ class FaultInjector:
         self._buckets: dict[str, _TokenBucket] = {}
         self._random = random.Random(seed)
         self.counts: Counter[str] = Counter()
+        self.observers: list[FaultObserver] = []
 
     def set(self, operation: str | None, spec: FaultSpec | None) -> None:
         """Set (or with None remove) the spec of one operation, or the default when ``operation`` is None."""
@@ -145,7 +152,13 @@ class FaultInjector:
         return self._specs.get(operation) or self._specs.get(None) or NO_FAULTS
 
     def decide(self, operation: str) -> FaultDecision:
-        """Choose the faults of one request of ``operation`` (and count them)."""
+        """Choose the faults of one request of ``operation`` (count them, tell the observers)."""
+        decision = self._decide(operation)
+        for observer in self.observers:
+            observer(operation, decision)
+        return decision
+
+    def _decide(self, operation: str) -> FaultDecision:
         if not self._specs:  # fast path: no faults configured
             return NO_DECISION
         with self._lock:
