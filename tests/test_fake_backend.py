@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from kubeconfig_guard.fake import FakeAck, FakeAckError, dump_world, generate_world, load_world
-from kubeconfig_guard.fake.backend import CleanOutcome, DescribedCluster
+from kubeconfig_guard.fake.backend import CleanOutcome, DescribedCluster, ListedKubeconfig
 from kubeconfig_guard.fake.testing import kubeconfig
 from kubeconfig_guard.fake.world import STATE_FIELDS, parse_world_time
 
@@ -62,11 +63,20 @@ def test_list_refuses_pages_outside_the_documented_bounds(
     assert error_of(excinfo) == (400, "InvalidParameter", message)
 
 
-def test_list_returns_copies_with_every_documented_field(backend: FakeAck) -> None:
+def test_list_returns_snapshots_of_every_documented_field(backend: FakeAck) -> None:
+    assert tuple(field.name for field in fields(ListedKubeconfig)) == STATE_FIELDS  # never last_access
     first = backend.list_kubeconfig_states("c-prod").states[0]
-    assert (first.account_id, first.last_access) == (TOM, "2026-11-23T00:00:00Z")
-    assert tuple(first.state()) == STATE_FIELDS  # the documented item: never last_access
-    first.account_state = "Deleted"  # a copy: the fake's state does not change
+    assert first == ListedKubeconfig(
+        account_id=TOM,
+        account_name="tom",
+        account_display_name="tom",
+        account_type="RamUser",
+        account_state="Active",
+        cert_expire_time="2027-07-15T01:32:20Z",
+        cert_state="Unexpired",
+        revokable=True,
+    )
+    first.account_state = "Deleted"  # a snapshot: the fake's state does not change
     assert backend.list_kubeconfig_states("c-prod").states[0].account_state == "Active"
 
 

@@ -421,7 +421,7 @@ def test_peak_rss_under_a_claimed_total_of_5m_stays_bounded(hostile_server: tupl
 @pytest.mark.parametrize("front", ["inproc", "http"])
 def test_fake_hostile_paging_answers(front: str) -> None:
     backend = FakeAck(states_world(120), verify_signatures=False)
-    honest_first = [k.state() for k in backend.list_kubeconfig_states("c1", 1, 50).states]
+    honest_first = [k.state() for k in backend.kubeconfigs("c1")[:50]]
 
     def get(target: str) -> dict[str, Any]:
         if front == "inproc":

@@ -30,6 +30,7 @@ from .backend import (
     invalid_parameter,
 )
 from .faults import NO_DECISION, FaultDecision
+from .world import STATE_FIELDS
 
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 # Headers every signed request must carry.
@@ -135,7 +136,8 @@ def _list_kubeconfig_states(backend: FakeAck, params: Params) -> dict[str, Any]:
         _int_param(params, paging.number_param, 1),
         _int_param(params, paging.size_param, paging.default_size),
     )
-    return {paging.items_key: [k.state() for k in page.states], paging.page_key: _page_info(page)}
+    states = [{name: getattr(k, name) for name in STATE_FIELDS} for k in page.states]
+    return {paging.items_key: states, paging.page_key: _page_info(page)}
 
 
 def _clean_user_permissions(backend: FakeAck, params: Params) -> dict[str, Any]:
