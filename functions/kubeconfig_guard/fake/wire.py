@@ -165,12 +165,12 @@ def _run_operation(backend: FakeAck, operation: str, params: Params) -> dict[str
     after the fault's page rewrite (``_hostile_paging``) and before any decoding, so a hook
     also sees requests whose parameters the decoding then refuses.
     """
-    shape = _OPERATIONS.get(operation)
-    if shape is None:
+    serve = _OPERATIONS.get(operation)
+    if serve is None:
         raise FakeAckError(404, "InvalidAction.NotFound", f"unknown operation {operation}")
     for hook in list(backend.hooks):
         hook(backend, operation, params)
-    return shape(backend, params)
+    return serve(backend, params)
 
 
 # Listing operations and how they page (the API table's page parameters and answer keys).
