@@ -1,4 +1,4 @@
-"""Smoke test of the bench's chaos mode (scripts/benchlib/chaos.py, issue 11) on a tiny seeded world.
+"""Smoke test of the bench's chaos mode (``python -m benchlib.chaos``, issue 11) on a tiny seeded world.
 
 It runs the real thing: the fake ACK's HTTP server in its own process with the bad day's faults
 (latency, 5xx, rate-independent 429s, Clean writes applied but their answers lost), each attempt
@@ -10,22 +10,23 @@ the summary's report accounts for every cluster. Speed targets live in the bench
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAOS = ROOT / "scripts" / "benchlib" / "chaos.py"
 
 
 def test_tiny_chaos_scenario_keeps_the_invariants(tmp_path: Path) -> None:
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
-        [sys.executable, str(CHAOS), "--tiny", "--seed", "7", "--json", str(out)],
+        [sys.executable, "-m", "benchlib.chaos", "--tiny", "--seed", "7", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(out.read_text())
