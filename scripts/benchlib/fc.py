@@ -14,9 +14,10 @@ runtimes). ``scripts/bench`` starts it inside a cgroup whose CPU quota is the ``
 template.yml, so it runs at the vCPU the deployed function gets.
 
 Protocol: one JSON object per line on standard input, one JSON line per invocation on standard
-output. ``{"event": <JSON>}`` invokes the handler with that JSON as bytes (what EventBridge
-delivers); ``{"quit": true}`` or end of input exits. The first answer also carries the import
-timings. Times are ``time.perf_counter()`` (CLOCK_MONOTONIC: comparable across processes), so
+output, after a first ``{"ready": true}`` once the handler is imported. ``{"event": <JSON>}``
+invokes the handler with that JSON as bytes (what EventBridge delivers); ``{"quit": true}`` or
+end of input exits. The first answer also carries the import timings. With ``"full_result":
+true`` in the spec, answers carry the handler's whole result (a retryable error's too). Times are ``time.perf_counter()`` (CLOCK_MONOTONIC: comparable across processes), so
 the bench measures "process started -> first result" from its side.
 """
 
@@ -32,6 +33,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
+from typing import Any  # noqa: E402
 
 
 class _Credentials:
@@ -61,20 +63,36 @@ class _Service:
 class Context:
     """The attributes of the python3.10 runtime's ``context`` (FC 3.0)."""
 
-    def __init__(self, spec: dict[str, object], request_id: str) -> None:
-        fn = spec["function"]
-        assert isinstance(fn, dict)
-        key_id, secret, token = spec["credentials"]  # type: ignore[misc]
+    def __init__(self, spec: dict[str, Any], request_id: str) -> None:
+        fn: dict[str, Any] = spec["function"]
+        key_id, secret, token = (str(v) if v is not None else None for v in spec["credentials"])
         self.request_id = request_id
-        self.credentials = _Credentials(key_id, secret, token)
-        self.function = _Function(fn["name"], spec["handler"], fn["memory"], fn["timeout"])  # type: ignore[arg-type]
-        self.service = _Service(fn["name"])
-        self.region = spec.get("region", "cn-hangzhou")
-        self.account_id = spec.get("account_id", "5000000000000001")
+        self.credentials = _Credentials(str(key_id), str(secret), token)
+        self.function = _Function(
+            str(fn["name"]), str(spec["handler"]), int(fn["memory"]), int(fn["timeout"])
+        )
+        self.service = _Service(str(fn["name"]))
+        self.region = str(spec.get("region", "cn-hangzhou"))
+        self.account_id = str(spec.get("account_id", "5000000000000001"))
+
+
+WATCHED_MODULES = ("httpx", "httpcore", "anyio", "tenacity", "jinja2", "alibabacloud_credentials", "ssl")
+RESULT_FIELDS = ("outcome", "reason", "counts", "clusters_scanned", "duration_ms")
+
+
+def _result(raw: object, full: bool) -> dict[str, object]:
+    try:
+        result = json.loads(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return {"raw": str(raw)[:300]}
+    if not isinstance(result, dict):
+        return {"raw": str(raw)[:300]}
+    return result if full else {k: result.get(k) for k in RESULT_FIELDS}
 
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    full = bool(spec.get("full_result"))
     module_name, _, attr = spec["handler"].rpartition(".")
     t_import = time.perf_counter()
     cpu_import = time.process_time()
@@ -87,6 +105,8 @@ def main() -> None:
         "cpu_import": time.process_time() - cpu_import,
         "modules_after_import": len(sys.modules),
     }
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")  # initialised: the handler is imported
+    sys.stdout.flush()
     n = 0
     for line in sys.stdin:
         if not line.strip():
@@ -99,48 +119,31 @@ def main() -> None:
         context = Context(spec, f"bench-request-{n:05d}")
         cpu0 = time.process_time()
         t0 = time.perf_counter()
+        result: dict[str, object] | None = None
         try:
-            raw = handler(event, context)
+            result = _result(handler(event, context), full)
             error = None
-        except Exception as exc:  # Function Compute records the error; the bench reports it
-            raw, error = None, f"{type(exc).__name__}: {str(exc)[:4000]}"
+        except Exception as exc:  # Function Compute records the error (and retries an async call)
+            error = f"{type(exc).__name__}: {str(exc)[:4000]}"
+            carried = getattr(exc, "result", None)  # RetryableInvocationError carries its result
+            dump = getattr(carried, "model_dump_json", None)
+            if full and callable(dump):
+                result = _result(dump(), full)
         t1 = time.perf_counter()
         cpu1 = time.process_time()
         answer: dict[str, object] = {
             "n": n,
-            "t_call": t0,
-            "t_done": t1,
             "wall": t1 - t0,
             "cpu": cpu1 - cpu0,
             "cpu_total": cpu1,
             "error": error,
+            "result": result,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         }
-        if raw is not None:
-            try:
-                result = json.loads(raw)
-                answer["result"] = {
-                    k: result.get(k)
-                    for k in ("outcome", "reason", "counts", "clusters_scanned", "duration_ms")
-                }
-            except (TypeError, ValueError):
-                answer["result"] = {"raw": str(raw)[:300]}
         if n == 1:
             answer.update(timings)
             answer["modules_after_first_event"] = len(sys.modules)
-            answer["loaded"] = sorted(
-                m
-                for m in (
-                    "httpx",
-                    "httpcore",
-                    "anyio",
-                    "tenacity",
-                    "jinja2",
-                    "alibabacloud_credentials",
-                    "ssl",
-                )
-                if m in sys.modules
-            )
+            answer["loaded"] = sorted(m for m in WATCHED_MODULES if m in sys.modules)
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
     sys.stdout.flush()

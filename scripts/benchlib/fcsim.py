@@ -1,7 +1,7 @@
 """Function Compute as ``scripts/bench`` simulates it: template.yml's sizes, a cgroup CPU quota,
 instances (fresh processes running scripts/benchlib/fc.py) and the async queue of a burst.
 
-* ``event_function(template)``: the event function's ``handler``, ``cpu``, ``memorySize``,
+* ``function_spec(template, resource)``: a function's ``handler``, ``cpu``, ``memorySize``,
   ``timeout``, ``concurrencyConfig.reservedConcurrency`` and environment, read with PyYAML, with
   the ``${vars.x}`` and ``${env('NAME', 'default')}`` expressions resolved the way Serverless
   Devs resolves them (the environment of this process, else the default).
@@ -18,13 +18,16 @@ instances (fresh processes running scripts/benchlib/fc.py) and the async queue o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +75,44 @@ def resolve(
     return _EXPR.sub(one, value)
 
 
-def event_function(template: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function of template.yml as Serverless Devs would deploy it (expressions resolved)."""
+
+    resource: str
+    handler: str
+    function_name: str
+    runtime: str | None
+    cpu: float
+    memory_mb: int
+    timeout: int  # the run's (a scenario may shorten it)
+    template_timeout: int
+    instance_concurrency: int | None
+    reserved_concurrency: int | None
+    retries: int  # asyncInvokeConfig.maxAsyncRetryAttempts
+    environment: dict[str, str]
+    timer_payload: str | None
+    notes: tuple[str, ...] = ()
+
+    def described(self) -> FunctionSpec:
+        """The spec without its environment (for the figures: the environment may hold secrets)."""
+        return dataclasses.replace(self, environment={})
+
+
+def function_spec(
+    template: Path,
+    resource: str = "kcguard-event",
+    *,
+    timeout: int | None = None,
+    env: dict[str, str] | None = None,
+) -> FunctionSpec:
+    """The ``resource``'s function in ``template``: handler, sizes, environment, retries, timer payload."""
     import yaml
 
     doc = yaml.safe_load(template.read_text())
     env = dict(os.environ) if env is None else env
     variables = doc.get("vars") or {}
-    raw = doc["resources"]["kcguard-event"]["props"]
+    raw = doc["resources"][resource]["props"]
     props = resolve(raw, variables, env)
     environment = resolve(raw.get("environmentVariables") or {}, variables, env, typed=False)
     cpu = props.get("cpu")
@@ -86,20 +120,33 @@ def event_function(template: Path, env: dict[str, str] | None = None) -> dict[st
     if cpu in (None, ""):
         cpu = FC3_DEFAULT_CPU_512MB
         notes.append(f"template.yml sets no cpu: {cpu} (what fc3 adds for 512 MB)")
-    concurrency = props.get("concurrencyConfig") or {}
-    reserved = concurrency.get("reservedConcurrency")
-    return {
-        "handler": props["handler"],
-        "function_name": props.get("functionName", "kubeconfig-guard-event"),
-        "runtime": props.get("runtime"),
-        "cpu": float(cpu),
-        "memory_mb": int(props.get("memorySize") or 512),
-        "timeout": int(props.get("timeout") or 60),
-        "instance_concurrency": props.get("instanceConcurrency"),
-        "reserved_concurrency": int(reserved) if reserved not in (None, "") else None,
-        "environment": {k: "" if v is None else str(v) for k, v in environment.items()},
-        "notes": notes,
-    }
+    reserved = (props.get("concurrencyConfig") or {}).get("reservedConcurrency")
+    payload = next(
+        (
+            t.get("triggerConfig", {}).get("payload")
+            for t in props.get("triggers") or []
+            if t.get("triggerType") == "timer"
+        ),
+        None,
+    )
+    template_timeout = int(props.get("timeout") or 60)
+    concurrency = props.get("instanceConcurrency")
+    return FunctionSpec(
+        resource=resource,
+        handler=props["handler"],
+        function_name=props.get("functionName", f"kubeconfig-guard-{resource}"),
+        runtime=props.get("runtime"),
+        cpu=float(cpu),
+        memory_mb=int(props.get("memorySize") or 512),
+        timeout=int(timeout or template_timeout),
+        template_timeout=template_timeout,
+        instance_concurrency=int(concurrency) if concurrency not in (None, "") else None,
+        reserved_concurrency=int(reserved) if reserved not in (None, "") else None,
+        retries=int((props.get("asyncInvokeConfig") or {}).get("maxAsyncRetryAttempts") or 0),
+        environment={k: "" if v is None else str(v) for k, v in environment.items()},
+        timer_payload=payload,
+        notes=tuple(notes),
+    )
 
 
 _counter = itertools.count()
@@ -134,11 +181,15 @@ class CpuQuota:
     def enforced(self) -> bool:
         return self.path is not None
 
-    def wrap(self, argv: list[str]) -> list[str]:
+    def prefix(self) -> list[str]:
+        """What starts a command inside the group: a shell that puts itself in it, then becomes
+        the command, so the quota holds from its first instruction ([] without a group)."""
         if self.path is None:
-            return argv
-        # The shell puts itself in the group, then becomes the child: the quota holds from its start.
-        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.path), *argv]
+            return []
+        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.path)]
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return [*self.prefix(), *argv]
 
     def throttled(self) -> dict[str, int]:
         """cpu.stat of the group: periods, throttled periods, throttled time (ns)."""
@@ -200,42 +251,99 @@ def calibrate(python: str, quota: CpuQuota, seconds: float = 0.6) -> float:
 
 
 def instance_spec(
-    function: dict[str, Any],
-    credentials: list[str | None],
-    region: str,
-    account_id: str,
-    **extra: Any,
-) -> dict[str, Any]:
+    function: FunctionSpec, credentials: tuple[str, str, str | None], region: str, account_id: str
+) -> dict[str, object]:
     """What an instance process (``fc.py``) needs: the handler and the context Function Compute gives it."""
     return {
-        "handler": function["handler"],
+        "handler": function.handler,
         "function": {
-            "name": function["function_name"],
-            "memory": function["memory_mb"],
-            "timeout": function["timeout"],
+            "name": function.function_name,
+            "memory": function.memory_mb,
+            "timeout": function.timeout,
         },
-        "credentials": credentials,
+        "credentials": list(credentials),
         "region": region,
         "account_id": account_id,
-        **extra,
     }
 
 
+@dataclass(frozen=True)
+class Usage:
+    """A finished process, from ``os.wait4``."""
+
+    cpu_seconds: float
+    peak_rss_mb: float
+    returncode: int
+
+
+@dataclass
+class InstanceAnswer:
+    """One invocation's answer (``fc.py``'s JSON line), with the parent's times of sending and receiving.
+
+    ``killed``: no answer before the function's timeout (+ a grace second): the instance was killed,
+    as Function Compute does. The first answer of an instance also carries its import timings.
+    """
+
+    n: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    cpu_total: float = 0.0
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    rss_mb: float = 0.0
+    t_sent: float = 0.0
+    t_received: float = 0.0
+    killed: bool = False
+    # First invocation only.
+    t_main: float | None = None
+    t_import_start: float | None = None
+    t_imported: float | None = None
+    cpu_import: float | None = None
+    modules_after_first_event: int | None = None
+    loaded: list[str] | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.killed:
+            return "killed"
+        if self.error:
+            return "error"
+        return str((self.result or {}).get("outcome", "?"))
+
+    @property
+    def counts(self) -> dict[str, int] | None:
+        counts = (self.result or {}).get("counts")
+        return counts if isinstance(counts, dict) else None
+
+
+_ANSWER_FIELDS = {f.name for f in dataclasses.fields(InstanceAnswer)}
+KILL_GRACE_SECONDS = 1.0
+
+
 class FcInstance:
-    """One Function Compute instance: a fresh process, handler imported, invoked one event at a time."""
+    """One Function Compute instance: a fresh process, handler imported, invoked one event at a time.
+
+    ``full_result``: answers carry the handler's whole result (and a retryable error's result)
+    instead of its outcome, reason, counts and progress fields.
+    """
 
     def __init__(
         self,
         python: str,
-        function: dict[str, Any],
+        function: FunctionSpec,
         env: dict[str, str],
-        credentials: list[str | None],
+        credentials: tuple[str, str, str | None],
         quota: CpuQuota,
         cwd: str,
         account_id: str,
+        *,
+        full_result: bool = False,
+        stderr: Path | None = None,
     ) -> None:
         spec = instance_spec(function, credentials, env.get("FC_REGION") or "cn-hangzhou", account_id)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the instance
+        spec["full_result"] = full_result
+        self.function = function
+        self._stderr = stderr.open("w+b") if stderr else tempfile.TemporaryFile()  # noqa: SIM115
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             quota.wrap([python, str(FC_CHILD), json.dumps(spec)]),
@@ -247,33 +355,53 @@ class FcInstance:
             env=env,
             cwd=cwd,
         )
-        self.usage: dict[str, float] = {}
+        self._ready = False
+        self.usage: Usage | None = None
 
-    def invoke(self, event: Any) -> dict[str, Any]:
+    def _exited(self) -> RuntimeError:
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace")[-3000:]
+        return RuntimeError(f"the Function Compute instance exited:\n{tail}")
+
+    def wait_ready(self) -> None:
+        """Wait until the handler's module is imported (Function Compute's initialisation)."""
+        assert self.proc.stdout is not None
+        if not self._ready:
+            if not self.proc.stdout.readline():
+                raise self._exited()
+            self._ready = True
+
+    def invoke(self, event: Any, *, kill_at_timeout: bool = False) -> InstanceAnswer:
+        """Send an event and wait for the handler's answer (killed at the timeout when asked)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         sent = time.perf_counter()
         self.proc.stdin.write(json.dumps({"event": event}) + "\n")
         self.proc.stdin.flush()
+        self.wait_ready()
+        timer = None
+        if kill_at_timeout:
+            timer = threading.Timer(self.function.timeout + KILL_GRACE_SECONDS, self.proc.kill)
+            timer.start()
         line = self.proc.stdout.readline()
+        if timer is not None:
+            timer.cancel()
         received = time.perf_counter()
         if not line:
-            self._stderr.seek(0)
-            tail = self._stderr.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"the Function Compute instance exited:\n{tail}")
-        answer: dict[str, Any] = json.loads(line)
-        answer["t_sent"] = sent
-        answer["t_received"] = received
+            if kill_at_timeout and self.proc.poll() is not None and received - sent >= self.function.timeout:
+                return InstanceAnswer(wall=received - sent, t_sent=sent, t_received=received, killed=True)
+            raise self._exited()
+        raw = json.loads(line)
+        answer = InstanceAnswer(**{k: v for k, v in raw.items() if k in _ANSWER_FIELDS})
+        answer.t_sent, answer.t_received = sent, received
         return answer
 
-    def close(self) -> dict[str, float]:
-        if self.usage:
+    def close(self) -> Usage:
+        if self.usage is not None:
             return self.usage
-        try:
+        with contextlib.suppress(OSError):
             if self.proc.stdin:
                 self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
                 self.proc.stdin.close()
-        except OSError:
-            pass
         deadline = time.perf_counter() + 30
         while True:
             pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
@@ -288,11 +416,7 @@ class FcInstance:
         if self.proc.stdout:
             self.proc.stdout.close()
         self._stderr.close()
-        self.usage = {
-            "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024.0,
-            "returncode": float(self.proc.returncode),
-        }
+        self.usage = Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, self.proc.returncode)
         return self.usage
 
 

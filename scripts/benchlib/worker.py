@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One measured workload of ``scripts/bench``, run in a fresh process so its peak RSS is its own.
 
-    python scripts/benchlib/worker.py '{"kind": "event", "url": "http://127.0.0.1:PORT", ...}'
+    python -m benchlib.worker '{"kind": "event", "url": "http://127.0.0.1:PORT", ...}'   # a WorkerSpec
 
 Settings come from the ``KCGUARD_*`` environment the bench sets. The last line of standard
 output is the JSON result (``wall``: seconds of the measured part only, no interpreter
@@ -30,30 +30,34 @@ import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT_TEMPLATE = ROOT / "events" / "ram-delete-user.json"
+from benchlib import fcsim  # noqa: E402  (standard library only: the SDK worker's RSS stays its own)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What to run (``kind``) against the fake at ``url``."""
+
+    kind: str
+    url: str = ""
+    account_id: str = ""
+    names: list[str] = field(default_factory=list)  # the deleted users (event, burst, cold, sdk)
+    regions: list[str] = field(default_factory=list)
+    now: str | None = None  # the world's clock (summary)
+    not_running: list[str] = field(default_factory=list)  # cluster states skipped (sdk)
+    access_key: tuple[str, str] = ("", "")  # (sdk)
+    threads: int | None = None  # (burst)
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def deletion_event(name: str, index: int = 0) -> bytes:
+def deletion_event(spec: WorkerSpec, name: str, index: int = 0) -> bytes:
     """A RAM DeleteUser event (EventBridge CloudEvents envelope) for ``name``, dated now."""
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc)
-    record = json.loads(EVENT_TEMPLATE.read_text())
-    record["id"] = f"bench-{index:04d}"
-    record["time"] = record["data"]["eventTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    record["aliyunpublishtime"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    record["data"]["requestParameters"] = {"UserName": name}
-    record["data"]["eventId"] = f"bench-evt-{index:04d}-{name}"
-    record["data"]["referencedResources"] = {"ACS::RAM::User": [name]}
-    return json.dumps(record).encode()
+    return json.dumps(fcsim.deletion_event(name, index, spec.account_id)).encode()
 
 
 def make_runtime() -> Any:
@@ -78,12 +82,12 @@ def result_fields(result: Any) -> dict[str, Any]:
     }
 
 
-def run_event(spec: dict[str, Any]) -> dict[str, Any]:
+def run_event(spec: WorkerSpec) -> dict[str, Any]:
     from kubeconfig_guard.errors import RetryableInvocationError
     from kubeconfig_guard.handlers import handle_event
 
     rt = make_runtime()
-    event = deletion_event(spec["names"][0])
+    event = deletion_event(spec, spec.names[0])
     rss_before = rss_mb()
     cpu_started = time.process_time()
     started = time.perf_counter()
@@ -105,14 +109,14 @@ def run_event(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_burst(spec: dict[str, Any]) -> dict[str, Any]:
+def run_burst(spec: WorkerSpec) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     from kubeconfig_guard.errors import RetryableInvocationError
     from kubeconfig_guard.handlers import handle_event
 
     rt = make_runtime()
-    events = [deletion_event(name, i) for i, name in enumerate(spec["names"])]
+    events = [deletion_event(spec, name, i) for i, name in enumerate(spec.names)]
 
     def one(event: bytes) -> dict[str, Any]:
         try:
@@ -123,7 +127,7 @@ def run_burst(spec: dict[str, Any]) -> dict[str, Any]:
     rss_before = rss_mb()
     cpu_started = time.process_time()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=spec.get("threads", len(events))) as pool:
+    with ThreadPoolExecutor(max_workers=spec.threads or len(events)) as pool:
         results = list(pool.map(one, events))
     wall = time.perf_counter() - started
     cpu_workload = time.process_time() - cpu_started
@@ -145,13 +149,13 @@ def run_burst(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_summary(spec: dict[str, Any]) -> dict[str, Any]:
+def run_summary(spec: WorkerSpec) -> dict[str, Any]:
     from datetime import datetime
 
     from kubeconfig_guard.handlers import handle_summary
 
     rt = make_runtime()
-    now = datetime.fromisoformat(spec["now"].replace("Z", "+00:00")) if spec.get("now") else None
+    now = datetime.fromisoformat(spec.now.replace("Z", "+00:00")) if spec.now else None
     rss_before = rss_mb()
     cpu_started = time.process_time()
     started = time.perf_counter()
@@ -180,7 +184,7 @@ def run_summary(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
+def run_sdk(spec: WorkerSpec) -> dict[str, Any]:
     from alibabacloud_cs20151215 import models as cs_models
     from alibabacloud_cs20151215.client import Client
     from alibabacloud_tea_openapi.models import Config
@@ -188,9 +192,9 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
     # Not imported from kubeconfig_guard: this process's RSS must be the SDK's alone. The bench
     # passes the demo key pair and the cluster states without an API server (skipped by both
     # sides, so both make the same listing calls).
-    key_id, key_secret = spec["access_key"]
-    not_running = set(spec["not_running"])
-    port = spec["url"].rsplit(":", 1)[1].strip("/")
+    key_id, key_secret = spec.access_key
+    not_running = set(spec.not_running)
+    port = spec.url.rsplit(":", 1)[1].strip("/")
     client = Client(
         Config(
             access_key_id=key_id,
@@ -201,7 +205,7 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
             connect_timeout=5000,
         )
     )
-    wanted = spec["names"][0] if spec.get("names") else None
+    wanted = spec.names[0] if spec.names else None
     calls: dict[str, int] = {}
 
     def count(op: str) -> None:
@@ -212,9 +216,9 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     kubeconfigs = 0
     cleaned = 0
-    for region in spec["regions"]:
+    for region in spec.regions:
         page = 1
-        clusters = []
+        clusters: list[Any] = []
         while True:
             count("DescribeClustersV1")
             body = client.describe_clusters_v1(
@@ -260,7 +264,7 @@ def run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_cold(spec: dict[str, Any]) -> dict[str, Any]:
+def run_cold(spec: WorkerSpec) -> dict[str, Any]:
     t_import = time.perf_counter()
     import kubeconfig_guard.handlers as handlers
 
@@ -268,7 +272,7 @@ def run_cold(spec: dict[str, Any]) -> dict[str, Any]:
     rt = make_runtime()
     built = time.perf_counter()
     try:
-        result = result_fields(handlers.handle_event(deletion_event(spec["names"][0]), None, runtime=rt))
+        result = result_fields(handlers.handle_event(deletion_event(spec, spec.names[0]), None, runtime=rt))
     except Exception as exc:
         result = {"outcome": type(exc).__name__}
     done = time.perf_counter()
@@ -284,7 +288,7 @@ def run_cold(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_import_sdk(spec: dict[str, Any]) -> dict[str, Any]:
+def run_import_sdk(spec: WorkerSpec) -> dict[str, Any]:
     started = time.perf_counter()
     import alibabacloud_cs20151215.client  # noqa: F401
 
@@ -302,9 +306,10 @@ KINDS = {
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
-    out = KINDS[spec["kind"]](spec)
-    out["kind"] = spec["kind"]
+    raw = json.loads(sys.argv[1])
+    spec = WorkerSpec(**{**raw, "access_key": tuple(raw.get("access_key") or ("", ""))})
+    out = KINDS[spec.kind](spec)
+    out["kind"] = spec.kind
     out["rss_self_mb"] = rss_mb()
     out["pid"] = os.getpid()
     sys.stdout.write("\n" + json.dumps(out) + "\n")
