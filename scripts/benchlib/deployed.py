@@ -56,20 +56,20 @@ def fc_env(
     """An instance's environment: template.yml's variables of the event function, the fake as the
     endpoint, enforce mode, the variables Function Compute sets, then --child-env."""
     regions = list(server.meta.regions)
-    return children.env(
-        bytecode=bytecode,
+    env = {
         **function.environment,
-        KCGUARD_MODE="enforce",
-        KCGUARD_REGIONS=",".join(regions),
-        KCGUARD_CS_ENDPOINT=server.url,
-        FC_FUNCTION_NAME=function.function_name,
-        FC_FUNCTION_HANDLER=function.handler,
-        FC_FUNCTION_MEMORY_SIZE=str(function.memory_mb),
-        FC_REGION=regions[0],
-        FC_ACCOUNT_ID=server.meta.account_id,
-        FC_RUNTIME=function.runtime or "python3.10",
+        "KCGUARD_MODE": "enforce",
+        "KCGUARD_REGIONS": ",".join(regions),
+        "KCGUARD_CS_ENDPOINT": server.url,
+        "FC_FUNCTION_NAME": function.function_name,
+        "FC_FUNCTION_HANDLER": function.handler,
+        "FC_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "FC_REGION": regions[0],
+        "FC_ACCOUNT_ID": server.meta.account_id,
+        "FC_RUNTIME": function.runtime or "python3.10",
         **children.extra,
-    )
+    }
+    return children.env(bytecode=bytecode, **env)
 
 
 def new_instance(

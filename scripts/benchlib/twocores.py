@@ -73,14 +73,15 @@ def worker_spec(kind: str, server: FakeProcess, names: list[str] | None = None) 
 
 
 def kcguard_env(children: Children, server: FakeProcess, mode: str, variant: str) -> dict[str, str]:
-    return children.env(
+    env = {
         **children.extra,
-        KCGUARD_MODE=mode,
-        KCGUARD_REGIONS=",".join(server.meta.regions),
-        KCGUARD_CS_ENDPOINT=server.url,
-        KCGUARD_ACCOUNT_ID=server.meta.account_id,
+        "KCGUARD_MODE": mode,
+        "KCGUARD_REGIONS": ",".join(server.meta.regions),
+        "KCGUARD_CS_ENDPOINT": server.url,
+        "KCGUARD_ACCOUNT_ID": server.meta.account_id,
         **VARIANTS[variant],
-    )
+    }
+    return children.env(**env)
 
 
 # --- bounds ---------------------------------------------------------------------------------------
