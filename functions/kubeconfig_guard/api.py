@@ -82,6 +82,10 @@ CLEAN_CLUSTER_USER_PERMISSIONS = Operation(
     "/cluster/{ClusterId}/user/{Uid}/permissions",
     "cs:CleanClusterUserPermissions",
 )
+# Query parameters outside the paging ones (the names the documentation gives).
+CLUSTERS_REGION_PARAM = "region_id"  # DescribeClustersV1: the region's clusters only
+CLEAN_FORCE_PARAM = "Force"  # CleanClusterUserPermissions: skip the 7-day access check
+
 # Every operation the code can call.
 OPERATIONS = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
 BY_NAME = {op.name: op for op in OPERATIONS}

@@ -29,9 +29,12 @@ from . import __version__, httpwire, signing
 from .api import (
     API_VERSION,
     CLEAN_CLUSTER_USER_PERMISSIONS,
+    CLEAN_FORCE_PARAM,
     CLUSTERS_PAGING,
+    CLUSTERS_REGION_PARAM,
     DESCRIBE_CLUSTERS_V1,
     LIST_CLUSTER_KUBECONFIG_STATES,
+    STATES_PAGING,
     Operation,
 )
 from .credentials import CredentialsProvider
@@ -190,7 +193,11 @@ class AckClient:
 
         clusters: dict[str, Cluster] = {}
         for page in range(1, MAX_CLUSTERS_PAGES + 1):
-            query = {"region_id": region, "page_number": str(page), "page_size": str(size)}
+            query = {
+                CLUSTERS_REGION_PARAM: region,
+                CLUSTERS_PAGING.number_param: str(page),
+                CLUSTERS_PAGING.size_param: str(size),
+            }
             resp = _parse(DescribeClustersV1Response, await self._call(op, region, {}, query), op)
             info, given, count = resp.page_info, resp.page_info.model_fields_set, len(resp.clusters)
             total = info.total_count if "total_count" in given else None
@@ -239,7 +246,7 @@ class AckClient:
     ) -> ListClusterKubeconfigStatesResponse:
         """One page; odd metadata (echo, negative total) and a total over the cap fail the listing."""
         op = LIST_CLUSTER_KUBECONFIG_STATES
-        query = {"pageNumber": str(page), "pageSize": str(STATES_PAGE_SIZE)}
+        query = {STATES_PAGING.number_param: str(page), STATES_PAGING.size_param: str(STATES_PAGE_SIZE)}
         resp = _parse(
             ListClusterKubeconfigStatesResponse,
             await self._call(op, region, {"ClusterId": cluster_id}, query),
@@ -365,7 +372,10 @@ class AckClient:
         """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster."""
         op = CLEAN_CLUSTER_USER_PERMISSIONS
         body = await self._call(
-            op, region, {"ClusterId": cluster_id, "Uid": uid}, {"Force": "true" if force else "false"}
+            op,
+            region,
+            {"ClusterId": cluster_id, "Uid": uid},
+            {CLEAN_FORCE_PARAM: "true" if force else "false"},
         )
         if body.strip():
             try:

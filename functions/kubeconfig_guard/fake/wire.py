@@ -69,11 +69,10 @@ class WireResponse:
 
 # --- parameters in, typed call, JSON out -------------------------------------------------------
 #
-# Paging parameter names and answer keys come from the API table (``api.py``), path parameters
-# (``ClusterId``, ``Uid``) from its path templates through ``api.route``. These two query
-# parameters are not in the table; the names are the ones the client sends.
-REGION_PARAM = "region_id"  # DescribeClustersV1
-FORCE_PARAM = "Force"  # CleanClusterUserPermissions
+# Parameter names and answer keys come from the API table (``api.py``), path parameters
+# (``ClusterId``, ``Uid``) from its path templates through ``api.route``.
+REGION_PARAM = api.CLUSTERS_REGION_PARAM  # DescribeClustersV1
+FORCE_PARAM = api.CLEAN_FORCE_PARAM  # CleanClusterUserPermissions
 
 Params = dict[str, str]
 _Page = ClustersPage | KubeconfigStatesPage
