@@ -116,10 +116,7 @@ def run_attempt(
         instance.wait_ready()  # the import (Function Compute's initialisation) is not timed
         answer = instance.invoke(event, kill_at_timeout=True)
     finally:
-        # A killed instance is already reaped by invoke (its poll), and FcInstance.close's wait4
-        # then fails with ECHILD: the process is gone either way.
-        with contextlib.suppress(ChildProcessError):
-            instance.close()
+        instance.close()
     stats = fake.stats(world_state=True)
     return Attempt(
         number=number,

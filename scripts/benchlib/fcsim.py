@@ -378,17 +378,23 @@ class FcInstance:
         self.proc.stdin.write(json.dumps({"event": event}) + "\n")
         self.proc.stdin.flush()
         self.wait_ready()
+        killed = threading.Event()
         timer = None
         if kill_at_timeout:
-            timer = threading.Timer(self.function.timeout + KILL_GRACE_SECONDS, self.proc.kill)
+
+            def kill() -> None:  # Function Compute's kill at the timeout
+                killed.set()
+                self.proc.kill()
+
+            timer = threading.Timer(self.function.timeout + KILL_GRACE_SECONDS, kill)
             timer.start()
         line = self.proc.stdout.readline()
         if timer is not None:
             timer.cancel()
         received = time.perf_counter()
+        if killed.is_set():
+            return InstanceAnswer(wall=received - sent, t_sent=sent, t_received=received, killed=True)
         if not line:
-            if kill_at_timeout and self.proc.poll() is not None and received - sent >= self.function.timeout:
-                return InstanceAnswer(wall=received - sent, t_sent=sent, t_received=received, killed=True)
             raise self._exited()
         raw = json.loads(line)
         answer = InstanceAnswer(**{k: v for k, v in raw.items() if k in _ANSWER_FIELDS})
