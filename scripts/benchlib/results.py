@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubeconfig_guard import api
 
 from .fakeproc import ServerStats, WorldRecipe
 from .fcsim import FunctionSpec
+from .worker import WorkerResult
 
 # The operations in the order the tables print them ("calls D/L/C").
 OPERATIONS = tuple(op.name for op in api.OPERATIONS)
@@ -31,44 +31,6 @@ def listing_calls(calls: CallCounts) -> int:
 
 
 # --- the two whole cores view ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientStats:
-    """The client's own counters (``AckClient.stats.as_dict()``)."""
-
-    calls: dict[str, int] = field(default_factory=dict)
-    throttled: int = 0
-    server_errors: int = 0
-    transport_errors: int = 0
-    retries: int = 0
-
-
-@dataclass(frozen=True)
-class WorkerResult:
-    """The worker's JSON line (``benchlib.worker``): the measured part only."""
-
-    kind: str
-    wall: float
-    cpu_workload: float = 0.0
-    rss_before_mb: float = 0.0
-    outcome: str | None = None
-    reason: str | None = None
-    counts: dict[str, int] | None = None
-    outcomes: dict[str, int] | None = None  # burst
-    client: ClientStats | None = None
-    limiter_rate_end: float | None = None
-    limiter_decreases: int | None = None
-    # summary
-    scan_seconds: float | None = None
-    kubeconfigs: int | None = None
-    clusters_scanned: int | None = None
-    clusters_not_scanned: int | None = None
-    reconciliation: dict[str, Any] | None = None
-    html_bytes: int | None = None
-    json_bytes: int | None = None
-    # sdk
-    cleaned: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,8 @@ from .results import (
     RateLimitedWorkload,
     Run,
     ScanWorkload,
-    WorkerResult,
 )
-from .worker import WorkerSpec
+from .worker import WorkerResult, WorkerSpec
 
 Log = Callable[[str], None]
 

@@ -4,19 +4,16 @@
     python -m benchlib.worker '{"kind": "event", "url": "http://127.0.0.1:PORT", ...}'   # a WorkerSpec
 
 Settings come from the ``KCGUARD_*`` environment the bench sets. The last line of standard
-output is the JSON result (``wall``: seconds of the measured part only, no interpreter
-start-up or imports). Kinds:
+output is the JSON ``WorkerResult`` (``wall``: seconds of the measured part only, no interpreter
+start-up or imports). Standard library only at import: the SDK loop's RSS stays the SDK's. Kinds:
 
 * ``event``: one DeleteUser event (``names[0]``) through ``handlers.handle_event``.
-* ``burst``: one DeleteUser event per name, all at once from ``threads`` threads on one
-  Runtime (Function Compute instance concurrency).
 * ``summary``: ``handlers.handle_summary`` (scan, classify, reconcile, render markdown and
   HTML, JSON report; no channel or bucket configured).
 * ``sdk``: a plain sequential loop over the official ``alibabacloud-cs20151215`` SDK:
   DescribeClustersV1 per region (paging, 100 a page), ListClusterKubeconfigStates per running
   cluster (paging, 50 a page), CleanClusterUserPermissions(Force=true) for each RamUser
   state named ``names[0]`` (when given).
-* ``cold``: import ``kubeconfig_guard.handlers``, build the Runtime, run the first event.
 * ``import-sdk``: import ``alibabacloud_cs20151215.client``.
 """
 
@@ -26,10 +23,11 @@ import time
 
 T0 = time.perf_counter()
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -48,7 +46,43 @@ class WorkerSpec:
     now: str | None = None  # the world's clock (summary)
     not_running: list[str] = field(default_factory=list)  # cluster states skipped (sdk)
     access_key: tuple[str, str] = ("", "")  # (sdk)
-    threads: int | None = None  # (burst)
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """The client's own counters (``AckClient.stats.as_dict()``; the SDK loop counts its calls)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What one measured workload reports (the last line of the worker's output)."""
+
+    kind: str
+    wall: float
+    cpu_workload: float = 0.0
+    rss_before_mb: float = 0.0
+    outcome: str | None = None
+    reason: str | None = None
+    counts: dict[str, int] | None = None
+    client: ClientStats | None = None
+    limiter_rate_end: float | None = None
+    limiter_decreases: int | None = None
+    # summary
+    scan_seconds: float | None = None
+    kubeconfigs: int | None = None
+    clusters_scanned: int | None = None
+    clusters_not_scanned: int | None = None
+    reconciliation: dict[str, int] | None = None  # SummaryResult.reconciliation: actions per status
+    html_bytes: int | None = None
+    json_bytes: int | None = None
+    # sdk
+    cleaned: int | None = None
 
 
 def rss_mb() -> float:
@@ -68,123 +102,87 @@ def make_runtime() -> Any:
     return Runtime(Settings(), credentials=StaticCredentials(from_environment_or_demo()))
 
 
-def result_fields(result: Any) -> dict[str, Any]:
-    from kubeconfig_guard.results import BatchResult
+class _Measured:
+    """The measured part: wall and CPU time, the RSS before it."""
 
-    if isinstance(result, BatchResult):
-        return {"outcome": result.outcome.value, "counts": result.counts}
-    return {
-        "outcome": result.outcome.value,
-        "counts": result.counts,
-        "clusters_scanned": result.clusters_scanned,
-        "cluster_issues": len(result.clusters),
-        "reason": result.reason[:200],
-    }
+    def __enter__(self) -> _Measured:
+        self.rss_before = rss_mb()
+        self.cpu_started = time.process_time()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.started
+        self.cpu = time.process_time() - self.cpu_started
 
 
-def run_event(spec: WorkerSpec) -> dict[str, Any]:
+def _client_stats(rt: Any) -> ClientStats:
+    return ClientStats(**rt.engine.client.stats.as_dict())
+
+
+def run_event(spec: WorkerSpec) -> WorkerResult:
     from kubeconfig_guard.errors import RetryableInvocationError
     from kubeconfig_guard.handlers import handle_event
 
     rt = make_runtime()
     event = deletion_event(spec, spec.names[0])
-    rss_before = rss_mb()
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    try:
-        out = result_fields(handle_event(event, None, runtime=rt))
-    except RetryableInvocationError as exc:
-        out = {"outcome": "retryable-error", "reason": str(exc)[:300]}
-    wall = time.perf_counter() - started
-    cpu_workload = time.process_time() - cpu_started
-    out.update(
-        wall=wall,
-        cpu_workload=cpu_workload,
-        client=rt.engine.client.stats.as_dict(),
-        rss_before_mb=rss_before,
-    )
-    out["limiter_rate_end"] = rt.engine.client.rate_limiter.rate
-    out["limiter_decreases"] = rt.engine.client.rate_limiter.decreases
-    rt.close()
-    return out
-
-
-def run_burst(spec: WorkerSpec) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from kubeconfig_guard.errors import RetryableInvocationError
-    from kubeconfig_guard.handlers import handle_event
-
-    rt = make_runtime()
-    events = [deletion_event(spec, name, i) for i, name in enumerate(spec.names)]
-
-    def one(event: bytes) -> dict[str, Any]:
+    with _Measured() as measured:
         try:
-            return result_fields(handle_event(event, None, runtime=rt))
+            result = handle_event(event, None, runtime=rt)
+            outcome, reason, counts = result.outcome.value, None, result.counts
         except RetryableInvocationError as exc:
-            return {"outcome": "retryable-error", "reason": str(exc)[:200], "counts": {}}
-
-    rss_before = rss_mb()
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=spec.threads or len(events)) as pool:
-        results = list(pool.map(one, events))
-    wall = time.perf_counter() - started
-    cpu_workload = time.process_time() - cpu_started
-    counts: dict[str, int] = {}
-    outcomes: dict[str, int] = {}
-    for r in results:
-        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
-        for k, v in r.get("counts", {}).items():
-            counts[k] = counts.get(k, 0) + v
-    out = {
-        "wall": wall,
-        "outcomes": outcomes,
-        "counts": counts,
-        "client": rt.engine.client.stats.as_dict(),
-        "rss_before_mb": rss_before,
-        "cpu_workload": cpu_workload,
-    }
+            outcome, reason, counts = "retryable-error", str(exc)[:300], None
+    limiter = rt.engine.client.rate_limiter
+    out = WorkerResult(
+        kind=spec.kind,
+        wall=measured.wall,
+        cpu_workload=measured.cpu,
+        rss_before_mb=measured.rss_before,
+        outcome=outcome,
+        reason=reason,
+        counts=counts,
+        client=_client_stats(rt),
+        limiter_rate_end=limiter.rate,
+        limiter_decreases=limiter.decreases,
+    )
     rt.close()
     return out
 
 
-def run_summary(spec: WorkerSpec) -> dict[str, Any]:
+def run_summary(spec: WorkerSpec) -> WorkerResult:
     from datetime import datetime
 
     from kubeconfig_guard.handlers import handle_summary
 
     rt = make_runtime()
     now = datetime.fromisoformat(spec.now.replace("Z", "+00:00")) if spec.now else None
-    rss_before = rss_mb()
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    outcome = handle_summary(None, None, runtime=rt, now=now)
-    wall = time.perf_counter() - started
-    cpu_workload = time.process_time() - cpu_started
+    with _Measured() as measured:
+        outcome = handle_summary(None, None, runtime=rt, now=now)
     report = outcome.report
-    out: dict[str, Any] = {
-        "wall": wall,
-        "outcome": outcome.outcome.value,
-        "reason": outcome.reason[:200],
-        "scan_seconds": (report.duration_ms / 1000.0) if report else None,
-        "kubeconfigs": outcome.kubeconfigs,
-        "clusters_scanned": outcome.clusters_scanned,
-        "clusters_not_scanned": outcome.clusters_not_scanned,
-        "reconciliation": outcome.reconciliation,
-        "html_bytes": len(outcome.html),
-        "json_bytes": len(outcome.report_json),
-        "client": rt.engine.client.stats.as_dict(),
-        "rss_before_mb": rss_before,
-        "cpu_workload": cpu_workload,
-        "limiter_rate_end": rt.engine.client.rate_limiter.rate,
-        "limiter_decreases": rt.engine.client.rate_limiter.decreases,
-    }
+    limiter = rt.engine.client.rate_limiter
+    out = WorkerResult(
+        kind=spec.kind,
+        wall=measured.wall,
+        cpu_workload=measured.cpu,
+        rss_before_mb=measured.rss_before,
+        outcome=outcome.outcome.value,
+        reason=outcome.reason[:200],
+        client=_client_stats(rt),
+        limiter_rate_end=limiter.rate,
+        limiter_decreases=limiter.decreases,
+        scan_seconds=(report.duration_ms / 1000.0) if report else None,
+        kubeconfigs=outcome.kubeconfigs,
+        clusters_scanned=outcome.clusters_scanned,
+        clusters_not_scanned=outcome.clusters_not_scanned,
+        reconciliation=dict(outcome.reconciliation),
+        html_bytes=len(outcome.html),
+        json_bytes=len(outcome.report_json),
+    )
     rt.close()
     return out
 
 
-def run_sdk(spec: WorkerSpec) -> dict[str, Any]:
+def run_sdk(spec: WorkerSpec) -> WorkerResult:
     from alibabacloud_cs20151215 import models as cs_models
     from alibabacloud_cs20151215.client import Client
     from alibabacloud_tea_openapi.models import Config
@@ -211,11 +209,9 @@ def run_sdk(spec: WorkerSpec) -> dict[str, Any]:
     def count(op: str) -> None:
         calls[op] = calls.get(op, 0) + 1
 
-    rss_before = rss_mb()
-    cpu_started = time.process_time()
-    started = time.perf_counter()
     kubeconfigs = 0
     cleaned = 0
+    measured = _Measured().__enter__()
     for region in spec.regions:
         page = 1
         clusters: list[Any] = []
@@ -252,55 +248,29 @@ def run_sdk(spec: WorkerSpec) -> dict[str, Any]:
                     cluster.cluster_id, uid, cs_models.CleanClusterUserPermissionsRequest(force=True)
                 )
                 cleaned += 1
-    wall = time.perf_counter() - started
-    cpu_workload = time.process_time() - cpu_started
-    return {
-        "wall": wall,
-        "kubeconfigs": kubeconfigs,
-        "cleaned": cleaned,
-        "client": {"calls": calls},
-        "rss_before_mb": rss_before,
-        "cpu_workload": cpu_workload,
-    }
+    measured.__exit__()
+    return WorkerResult(
+        kind=spec.kind,
+        wall=measured.wall,
+        cpu_workload=measured.cpu,
+        rss_before_mb=measured.rss_before,
+        kubeconfigs=kubeconfigs,
+        cleaned=cleaned,
+        client=ClientStats(calls=calls),
+    )
 
 
-def run_cold(spec: WorkerSpec) -> dict[str, Any]:
-    t_import = time.perf_counter()
-    import kubeconfig_guard.handlers as handlers
-
-    imported = time.perf_counter()
-    rt = make_runtime()
-    built = time.perf_counter()
-    try:
-        result = result_fields(handlers.handle_event(deletion_event(spec, spec.names[0]), None, runtime=rt))
-    except Exception as exc:
-        result = {"outcome": type(exc).__name__}
-    done = time.perf_counter()
-    rt.close()
-    return {
-        "wall": done - T0,
-        "import_handlers": imported - t_import,
-        "runtime_build": built - imported,
-        "first_event": done - built,
-        "since_script_start": done - T0,
-        "result": result,
-        "preloaded": sorted(m for m in ("pydantic", "httpx") if m in sys.modules),
-    }
-
-
-def run_import_sdk(spec: WorkerSpec) -> dict[str, Any]:
+def run_import_sdk(spec: WorkerSpec) -> WorkerResult:
     started = time.perf_counter()
     import alibabacloud_cs20151215.client  # noqa: F401
 
-    return {"wall": time.perf_counter() - started}
+    return WorkerResult(kind=spec.kind, wall=time.perf_counter() - started)
 
 
-KINDS = {
+KINDS: dict[str, Callable[[WorkerSpec], WorkerResult]] = {
     "event": run_event,
-    "burst": run_burst,
     "summary": run_summary,
     "sdk": run_sdk,
-    "cold": run_cold,
     "import-sdk": run_import_sdk,
 }
 
@@ -309,10 +279,7 @@ def main() -> None:
     raw = json.loads(sys.argv[1])
     spec = WorkerSpec(**{**raw, "access_key": tuple(raw.get("access_key") or ("", ""))})
     out = KINDS[spec.kind](spec)
-    out["kind"] = spec.kind
-    out["rss_self_mb"] = rss_mb()
-    out["pid"] = os.getpid()
-    sys.stdout.write("\n" + json.dumps(out) + "\n")
+    sys.stdout.write("\n" + json.dumps(dataclasses.asdict(out)) + "\n")
     sys.stdout.flush()
 
 
