@@ -6,8 +6,9 @@ flight, or within the freshness window, share it. A caller states how fresh it
 needs the listing to be (``not_before``: the listing must have *started* after
 that time); a revocation is only decided on a listing started after its event
 arrived. A successful Clean removes the uid from the shared listing; a failed one drops it.
-When a burst makes many events refresh the same cluster, the refresh waits a moment
-(``COALESCE_SECONDS``) so they all share it.
+When a burst makes many events refresh the same cluster, the refresh waits until a moment
+after the event arrived (``COALESCE_SECONDS``) so they all share it; a refresh asked for later
+than that (a cluster that waited for a listing slot) starts at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .models import Cluster, KubeconfigState
 
 T = TypeVar("T")
 
-# A refresh forced by a burst waits this long, so events arriving meanwhile share it.
+# A refresh forced by a burst starts no earlier than this long after its event arrived, so
+# events arriving meanwhile share it.
 COALESCE_SECONDS = 0.25
 
 
@@ -98,6 +100,7 @@ class Inventory:
     def __init__(self, client: AckClient, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.ttl = ttl
+        self._clock = clock
         self._clusters: _SingleFlight[list[Cluster]] = _SingleFlight(ttl, clock)
         self._states: _SingleFlight[list[KubeconfigState]] = _SingleFlight(ttl, clock)
         self._cleans: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -114,14 +117,14 @@ class Inventory:
     ) -> Listing[list[KubeconfigState]]:
         """A cluster's states, listed no earlier than ``not_before``.
 
-        ``coalesce``: when a new listing is needed, start it ``COALESCE_SECONDS`` later so the
-        other events of a burst that arrive meanwhile share it.
+        ``coalesce``: when a new listing is needed, start it no earlier than ``not_before +
+        COALESCE_SECONDS`` (``not_before`` is the event's arrival), so the other events of a
+        burst that arrive meanwhile share it. The wait is counted from the arrival, not from
+        the request: clusters listed one batch after another pay it once, not once per batch.
         """
+        delay = max(0.0, not_before + COALESCE_SECONDS - self._clock()) if coalesce else 0.0
         return await self._states.get(
-            cluster_id,
-            not_before,
-            lambda: self.client.list_kubeconfig_states(region, cluster_id),
-            COALESCE_SECONDS if coalesce else 0.0,
+            cluster_id, not_before, lambda: self.client.list_kubeconfig_states(region, cluster_id), delay
         )
 
     def invalidate_cluster(self, cluster_id: str) -> None:
