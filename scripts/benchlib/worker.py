@@ -116,8 +116,19 @@ class _Measured:
         self.cpu = time.process_time() - self.cpu_started
 
 
-def _client_stats(rt: Any) -> ClientStats:
-    return ClientStats(**rt.engine.client.stats.as_dict())
+def _kcguard_result(spec: WorkerSpec, measured: _Measured, rt: Any, **fields: Any) -> WorkerResult:
+    """A kcguard run's result: the measured part, the client's counters and its rate limiter's end."""
+    client = rt.engine.client
+    return WorkerResult(
+        kind=spec.kind,
+        wall=measured.wall,
+        cpu_workload=measured.cpu,
+        rss_before_mb=measured.rss_before,
+        client=ClientStats(**client.stats.as_dict()),
+        limiter_rate_end=client.rate_limiter.rate,
+        limiter_decreases=client.rate_limiter.decreases,
+        **fields,
+    )
 
 
 def run_event(spec: WorkerSpec) -> WorkerResult:
@@ -132,19 +143,7 @@ def run_event(spec: WorkerSpec) -> WorkerResult:
             outcome, reason, counts = result.outcome.value, None, result.counts
         except RetryableInvocationError as exc:
             outcome, reason, counts = "retryable-error", str(exc)[:300], None
-    limiter = rt.engine.client.rate_limiter
-    out = WorkerResult(
-        kind=spec.kind,
-        wall=measured.wall,
-        cpu_workload=measured.cpu,
-        rss_before_mb=measured.rss_before,
-        outcome=outcome,
-        reason=reason,
-        counts=counts,
-        client=_client_stats(rt),
-        limiter_rate_end=limiter.rate,
-        limiter_decreases=limiter.decreases,
-    )
+    out = _kcguard_result(spec, measured, rt, outcome=outcome, reason=reason, counts=counts)
     rt.close()
     return out
 
@@ -159,17 +158,12 @@ def run_summary(spec: WorkerSpec) -> WorkerResult:
     with _Measured() as measured:
         outcome = handle_summary(None, None, runtime=rt, now=now)
     report = outcome.report
-    limiter = rt.engine.client.rate_limiter
-    out = WorkerResult(
-        kind=spec.kind,
-        wall=measured.wall,
-        cpu_workload=measured.cpu,
-        rss_before_mb=measured.rss_before,
+    out = _kcguard_result(
+        spec,
+        measured,
+        rt,
         outcome=outcome.outcome.value,
         reason=outcome.reason[:200],
-        client=_client_stats(rt),
-        limiter_rate_end=limiter.rate,
-        limiter_decreases=limiter.decreases,
         scan_seconds=(report.duration_ms / 1000.0) if report else None,
         kubeconfigs=outcome.kubeconfigs,
         clusters_scanned=outcome.clusters_scanned,
