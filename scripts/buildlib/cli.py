@@ -26,7 +26,7 @@ class Options:
 
 
 def parse_options(argv: list[str] | None) -> Options:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="scripts/build", description=DESCRIPTION)
     parser.add_argument("--runtime", choices=[*project.RUNTIMES, "all"], default="all")
     parser.add_argument(
         "--out", type=Path, default=project.ROOT / "dist", help="output directory (default: dist/)"
