@@ -27,7 +27,7 @@ from .results import (
     Run,
     ScanWorkload,
 )
-from .worker import WorkerResult, WorkerSpec
+from .worker import SDK_CLUSTERS_PAGE, SDK_STATES_PAGE, WorkerResult, WorkerSpec
 
 Log = Callable[[str], None]
 
@@ -86,13 +86,13 @@ def kcguard_env(children: Children, server: FakeProcess, mode: str, variant: str
 # --- bounds ---------------------------------------------------------------------------------------
 
 
-def sdk_states_calls(states: int, page: int = 50) -> int:
-    """The SDK loop's pages of a cluster (benchlib.worker: pages of 50 until a short one or the total)."""
-    return max(1, -(-states // page))
+def sdk_states_calls(states: int) -> int:
+    """The SDK loop's pages of a cluster (benchlib.worker: full pages until a short one or the total)."""
+    return max(1, -(-states // SDK_STATES_PAGE))
 
 
-def sdk_clusters_calls(clusters: int, page: int = 100) -> int:
-    return max(1, -(-clusters // page))
+def sdk_clusters_calls(clusters: int) -> int:
+    return max(1, -(-clusters // SDK_CLUSTERS_PAGE))
 
 
 def depth(meta: WorldMeta, cleans: int) -> int:

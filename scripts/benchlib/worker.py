@@ -33,6 +33,10 @@ from typing import Any  # noqa: E402
 
 from benchlib import fcsim  # noqa: E402  (standard library only: the SDK worker's RSS stays its own)
 
+# The SDK loop's page sizes (the largest each operation accepts, as kubeconfig-guard asks).
+SDK_CLUSTERS_PAGE = 100
+SDK_STATES_PAGE = 50
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -177,7 +181,6 @@ def run_summary(spec: WorkerSpec) -> WorkerResult:
 
 
 def run_sdk(spec: WorkerSpec) -> WorkerResult:
-    from alibabacloud_cs20151215 import models as cs_models
     from alibabacloud_cs20151215.client import Client
     from alibabacloud_tea_openapi.models import Config
 
@@ -185,7 +188,6 @@ def run_sdk(spec: WorkerSpec) -> WorkerResult:
     # passes the demo key pair and the cluster states without an API server (skipped by both
     # sides, so both make the same listing calls).
     key_id, key_secret = spec.access_key
-    not_running = set(spec.not_running)
     port = spec.url.rsplit(":", 1)[1].strip("/")
     client = Client(
         Config(
@@ -197,25 +199,47 @@ def run_sdk(spec: WorkerSpec) -> WorkerResult:
             connect_timeout=5000,
         )
     )
-    wanted = spec.names[0] if spec.names else None
     calls: dict[str, int] = {}
 
     def count(op: str) -> None:
         calls[op] = calls.get(op, 0) + 1
 
+    with _Measured() as measured:
+        kubeconfigs, cleaned = _sdk_loop(client, spec, count)
+    return WorkerResult(
+        kind=spec.kind,
+        wall=measured.wall,
+        cpu_workload=measured.cpu,
+        rss_before_mb=measured.rss_before,
+        kubeconfigs=kubeconfigs,
+        cleaned=cleaned,
+        client=ClientStats(calls=calls),
+    )
+
+
+def _sdk_loop(client: Any, spec: WorkerSpec, count: Callable[[str], None]) -> tuple[int, int]:
+    """The official SDK, sequentially: (kubeconfigs listed, Cleans made)."""
+    from alibabacloud_cs20151215 import models as cs_models
+
+    not_running = set(spec.not_running)
+    wanted = spec.names[0] if spec.names else None
     kubeconfigs = 0
     cleaned = 0
-    measured = _Measured().__enter__()
     for region in spec.regions:
         page = 1
         clusters: list[Any] = []
         while True:
             count("DescribeClustersV1")
             body = client.describe_clusters_v1(
-                cs_models.DescribeClustersV1Request(region_id=region, page_number=page, page_size=100)
+                cs_models.DescribeClustersV1Request(
+                    region_id=region, page_number=page, page_size=SDK_CLUSTERS_PAGE
+                )
             ).body
             clusters += body.clusters or []
-            if page * 100 >= (body.page_info.total_count or 0) or len(body.clusters or []) < 100:
+            if (
+                page * SDK_CLUSTERS_PAGE >= (body.page_info.total_count or 0)
+                or len(body.clusters or []) < SDK_CLUSTERS_PAGE
+            ):
                 break
             page += 1
         for cluster in clusters:
@@ -227,13 +251,16 @@ def run_sdk(spec: WorkerSpec) -> WorkerResult:
                 count("ListClusterKubeconfigStates")
                 body = client.list_cluster_kubeconfig_states(
                     cluster.cluster_id,
-                    cs_models.ListClusterKubeconfigStatesRequest(page_number=page, page_size=50),
+                    cs_models.ListClusterKubeconfigStatesRequest(page_number=page, page_size=SDK_STATES_PAGE),
                 ).body
                 for state in body.states or []:
                     kubeconfigs += 1
                     if wanted and state.account_type == "RamUser" and state.account_name == wanted:
                         uids.add(state.account_id)
-                if page * 50 >= (body.page.total_count or 0) or len(body.states or []) < 50:
+                if (
+                    page * SDK_STATES_PAGE >= (body.page.total_count or 0)
+                    or len(body.states or []) < SDK_STATES_PAGE
+                ):
                     break
                 page += 1
             for uid in sorted(uids):
@@ -242,16 +269,7 @@ def run_sdk(spec: WorkerSpec) -> WorkerResult:
                     cluster.cluster_id, uid, cs_models.CleanClusterUserPermissionsRequest(force=True)
                 )
                 cleaned += 1
-    measured.__exit__()
-    return WorkerResult(
-        kind=spec.kind,
-        wall=measured.wall,
-        cpu_workload=measured.cpu,
-        rss_before_mb=measured.rss_before,
-        kubeconfigs=kubeconfigs,
-        cleaned=cleaned,
-        client=ClientStats(calls=calls),
-    )
+    return kubeconfigs, cleaned
 
 
 def run_import_sdk(spec: WorkerSpec) -> WorkerResult:
