@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .models import AccountState, AccountType, Cluster, KubeconfigState
+from .models import AccountType, Cluster, KubeconfigState
 from .principal import EventKind, Principal
 from .results import Action, ActionStatus
+from .state_rule import agrees
 
 
 def _names(principal: Principal) -> set[str]:
@@ -86,24 +87,19 @@ class SafetyPolicy:
         return self.force_on_delete if kind is EventKind.DELETED else self.force_on_lock
 
 
-# Which ACK account states agree with each kind of event. Anything else is never revoked: a
-# documented state that disagrees is skipped (the daily summary reconciles once ACK catches up), an
-# undocumented one (not exactly Active, InActive or Deleted) is skipped as undocumented.
-AGREEING_STATES: dict[EventKind, frozenset[AccountState]] = {
-    EventKind.DELETED: frozenset({AccountState.DELETED}),
-    EventKind.LOCKED: frozenset({AccountState.INACTIVE, AccountState.DELETED}),
-}
-
-
 def state_disagreement(kind: EventKind, states: Iterable[KubeconfigState]) -> str | None:
-    """Why ACK's account state forbids revoking for this kind of event, or None when it agrees."""
+    """Why ACK's account state forbids revoking for this kind of event, or None when it agrees.
+
+    The rule itself is ``state_rule.agrees``. A documented state that disagrees is skipped (the
+    daily summary reconciles once ACK catches up); an undocumented one (not exactly Active,
+    InActive or Deleted) is skipped as undocumented."""
     for s in states:
         if s.account_state is None:
             return "ACK reports no account_state: never revoked"
         if not s.account_state.is_known:
             return f"undocumented account_state {s.account_state.value[:40]!r}: never revoked"
     for s in states:
-        if s.account_state is None or s.account_state in AGREEING_STATES[kind]:
+        if s.account_state is None or agrees(kind, s.account_state):
             continue
         state = s.account_state.value
         if kind is EventKind.DELETED:

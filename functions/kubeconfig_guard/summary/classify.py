@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import Enum
 
-from ..models import AccountState, AccountType, CertState, KubeconfigState
+from ..models import AccountType, CertState, KubeconfigState
+from ..state_rule import revocation_kind
 
 
 class KubeconfigClass(str, Enum):
     """Most urgent first: a state gets the first class that applies."""
 
-    ORPHANED = "orphaned"  # account Deleted/InActive, kubeconfig still revokable
+    ORPHANED = "orphaned"  # the state rule calls for revocation (state_rule), kubeconfig still revokable
     ROOT = "root"  # issued to the root account
     EXPIRED = "expired"
     EXPIRING = "expiring"  # Unexpired, expires within N days
@@ -38,7 +39,7 @@ def days_left(state: KubeconfigState, now: datetime) -> float | None:
 
 
 def classify(state: KubeconfigState, now: datetime, expiring_days: int) -> KubeconfigClass:
-    if state.account_state in (AccountState.DELETED, AccountState.INACTIVE) and state.revokable:
+    if revocation_kind(state.account_state) is not None and state.revokable:
         return KubeconfigClass.ORPHANED
     if state.account_type is AccountType.ROOT_ACCOUNT:
         return KubeconfigClass.ROOT

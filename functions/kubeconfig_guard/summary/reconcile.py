@@ -5,23 +5,20 @@ from __future__ import annotations
 from ..deadline import Deadline
 from ..engine import Engine, safety_policy
 from ..executor import execute, log_decisions
-from ..models import AccountState, KubeconfigState
+from ..models import KubeconfigState
 from ..plan import Candidate, plan_revocations
 from ..principal import EventKind
 from ..results import ActionStatus, Outcome, count_actions
 from ..settings import Mode
+from ..state_rule import revocation_kind
 from .report import Reconciliation
 
 CONTEXT: dict[str, object] = {"event_name": "DailySummary"}
 
 
 def orphan_kind(state: KubeconfigState) -> EventKind | None:
-    """Which event an orphaned state stands for: its account Deleted, or InActive (locked)."""
-    if state.account_state is AccountState.DELETED:
-        return EventKind.DELETED
-    if state.account_state is AccountState.INACTIVE:
-        return EventKind.LOCKED
-    return None
+    """Which event an orphaned state stands for (``state_rule.revocation_kind``)."""
+    return revocation_kind(state.account_state)
 
 
 async def reconcile(
