@@ -22,6 +22,13 @@ class Mode(str, Enum):
     DRY_RUN = "dry-run"
 
 
+class EventFormat(str, Enum):
+    """How the event function's EventBridge trigger delivers events (its ``eventSchema``)."""
+
+    CLOUDEVENTS = "cloudevents"
+    RAWDATA = "rawdata"
+
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -105,7 +112,16 @@ class Settings(BaseSettings):
         True, description="Daily summary: revoke orphaned kubeconfigs of deleted accounts."
     )
     remediate_locked: bool = Field(
-        False, description="Daily summary: revoke orphaned kubeconfigs of locked (InActive) accounts."
+        True,
+        description="Daily summary: revoke kubeconfigs of locked (InActive) accounts with the lock "
+        "event's rules and `Force` (`KCGUARD_FORCE_ON_LOCK`), so a lock the event path deferred is retried.",
+    )
+    decision_after_days: int = Field(
+        8,
+        ge=1,
+        description="Daily summary: a revocation deferred (ACK's `Force=false` refusal) for more than N "
+        "days is listed first in the digest as needing a decision (`KCGUARD_FORCE_ON_LOCK=true`, the "
+        "cluster's audit log, or a revocation by hand).",
     )
     expiring_days: int = Field(
         30, ge=0, description="Daily summary: a certificate expiring within N days is `expiring`."
@@ -129,6 +145,12 @@ class Settings(BaseSettings):
     slack_webhook: SecretStr | None = Field(None, description="Slack incoming webhook URL.")
     webhook_url: SecretStr | None = Field(
         None, description="Generic webhook: receives the JSON report by POST."
+    )
+    event_format: EventFormat = Field(
+        EventFormat.CLOUDEVENTS,
+        description="The delivery form the event function's trigger sends: `cloudevents` (the "
+        "EventBridge envelope, what template.yml deploys) or `rawdata` (the ActionTrail record alone). "
+        "ActionTrail events in the other form are ignored; manual invocations keep their own rules.",
     )
     log_level: str = Field("INFO", description="Log level of the JSON log lines.")
 
