@@ -13,6 +13,7 @@ from kubeconfig_guard.admission import Guard, admit
 from kubeconfig_guard.events import SUPPORTED_EVENTS, Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.models import AccountType
 from kubeconfig_guard.principal import EventKind
+from kubeconfig_guard.settings import EventFormat
 from support.worlds import ACCOUNT, EVENTS
 
 INDEX = json.loads((EVENTS / "index.json").read_text())["samples"]
@@ -29,7 +30,9 @@ def test_sample_outcome(sample: dict[str, Any]) -> None:
     guard = Guard(account_id=ACCOUNT, enforce=True)
     parsed = [
         admit(p, guard) if isinstance(p, RevocationRequest) else p
-        for p in parse_event((EVENTS / sample["file"]).read_bytes())
+        for p in parse_event(
+            (EVENTS / sample["file"]).read_bytes(), EventFormat(sample.get("format", "cloudevents"))
+        )
     ]
     assert parsed
     if sample["outcome"] == "ok":
@@ -48,7 +51,8 @@ def test_ram_delete_user() -> None:
     assert req.kind is EventKind.DELETED and req.principal.type is AccountType.RAM_USER
     assert req.principal.name == "alice" and req.principal.uid is None
     assert req.account_id == "5000000000000001"
-    assert _one("ram-delete-user.rawdata.json").principal == req.principal
+    [raw] = parse_event((EVENTS / "ram-delete-user.rawdata.json").read_bytes(), EventFormat.RAWDATA)
+    assert isinstance(raw, RevocationRequest) and raw.principal == req.principal
 
 
 def test_ims_user_principal_name() -> None:

@@ -102,7 +102,7 @@ def test_the_events_account_decides(make_harness: Any, changes: dict[str, Any], 
 def test_an_actiontrail_event_without_an_account_is_ignored(make_harness: Any) -> None:
     h = make_harness(people())
     raw = envelope("ram-delete-user.rawdata.json", **{"userIdentity.accountId": None})
-    result = run(h, raw)
+    result = run(h, raw, event_format="rawdata")
     assert result.outcome is Outcome.IGNORED and "names no account" in result.reason and not revoked(h)
 
 

@@ -2,9 +2,13 @@
 
 Pure decisions (no I/O), made before any API call:
 
-* An ActionTrail event belongs to one account (``RevocationRequest.account_id``). An event of
-  another account is ignored: the function acts only for the account it guards, whatever routed
+* An ActionTrail event belongs to one account (``RevocationRequest.account_id``: the one account
+  all its owner fields name, ``events.event_account``; fields that disagree, or a routed event's
+  ``aliyunoriginalaccountid`` that is another account, are ignored already when parsing). An event
+  of another account is ignored: the function acts only for the account it guards, whatever routed
   the event here (cross-account buses, central deployments, other triggers, direct invokes).
+* An ActionTrail event is taken only in the form the trigger delivers (``KCGUARD_EVENT_FORMAT``,
+  ``events.parse_one``): a direct invoker cannot pass a bare record off as the trigger's event.
 * The guarded account is the Function Compute context's ``account_id`` (both runtimes), or
   ``KCGUARD_ACCOUNT_ID``. While it is unknown, enforce mode acts on nothing.
 * A UserPrincipalName ``name@<digits>.onaliyun.com`` names its account: another account's is

@@ -25,10 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .models import AccountType
 from .principal import EventKind, Principal, RamAccountType
+from .settings import EventFormat
 
 MAX_EVENT_BYTES = 1_000_000
 MAX_NAME_LENGTH = 256
 MAX_BATCH = 500
+_ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
 
 # What a real ActionTrail envelope looks like. The trigger's EventBridge rule in template.yml is
 # derived from this table (``eventbridge_pattern``; tests/test_trust_boundaries.py keeps the two
@@ -72,6 +74,7 @@ class CloudEvent(BaseModel):
     source: str | None = None
     type: str | None = None
     aliyunaccountid: Any = None
+    aliyunoriginalaccountid: Any = None  # set by EventBridge on events routed from another account's bus
     aliyunpublishtime: Any = None
     aliyunregionid: Any = None
     time: Any = None
@@ -102,9 +105,9 @@ class ManualRevoke(BaseModel):
 class RevocationRequest:
     """A parsed event that asks for a principal's kubeconfigs to be revoked.
 
-    ``account_id`` is the account the event belongs to (the envelope's ``aliyunaccountid``, else
-    the record's ``recipientAccountId``, else ``userIdentity.accountId``); None for a manual
-    invocation (``manual`` True), which belongs to the account whose function was invoked.
+    ``account_id`` is the account the event belongs to: the one account every owner field of
+    the event names (``OWNER_FIELDS``, ``event_account``); None for a manual invocation
+    (``manual`` True), which belongs to the account whose function was invoked.
     """
 
     event_id: str | None
@@ -228,8 +231,51 @@ def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal
     return Principal(type=AccountType.RAM_USER, name=name, upn=upn, uid=uid)
 
 
-def from_record(record: ActionTrailRecord, *, envelope_account: str | None = None) -> Parsed:
-    """Decide what an ActionTrail record asks for."""
+# The fields of an event that name the account that owns what changed, and what each one says.
+# * ``aliyunaccountid``: the CloudEvents extension naming the account the event was published in
+#   (EventBridge, "Event overview": https://www.alibabacloud.com/help/en/eventbridge/user-guide/event-overview).
+# * ``aliyunoriginalaccountid``: set on events routed from another account's bus; it "identifies the
+#   source account", and a receiving rule should accept only the expected values (EventBridge,
+#   "Route events to EventBridge": https://www.alibabacloud.com/help/en/eventbridge/user-guide/route-events-to-eventbridge).
+# * the record's ``recipientAccountId``: the account that receives the audit log, the resource owner
+#   (ActionTrail log fields: https://www.alibabacloud.com/help/en/sls/log-fields-25).
+# Every one present must name the same account: a routed event is then its source account's, which
+# admission compares with the guarded one (organization mode, a later issue, admits routed events
+# explicitly; until then a routed event of another account is ignored), and an event whose owner
+# fields disagree is ignored, naming them.
+OWNER_FIELDS = ("aliyunaccountid", "aliyunoriginalaccountid", "data.recipientAccountId")
+# The account of the identity that made the call (for an assumed role, the role's account: ActionTrail,
+# https://www.alibabacloud.com/help/en/actiontrail/user-guide/query-actiontrail-events-by-assuming-a-ram-role).
+# A caller may act on another account's resources, so it names the owner only when no owner field does.
+CALLER_FIELD = "data.userIdentity.accountId"
+
+
+def event_account(fields: Mapping[str, Any]) -> str | Ignored:
+    """The one account that owns what an event changed, from its fields (name -> value), or why not.
+
+    The owner fields (``OWNER_FIELDS``) that are present must agree; without any, the caller's
+    account (``CALLER_FIELD``) stands in. A field absent or empty says nothing; one present that is
+    not an account id is itself a disagreement (skipping it could hide another account).
+    """
+    named: dict[str, str] = {}
+    for name in (*OWNER_FIELDS, CALLER_FIELD):
+        value = fields.get(name)
+        if value is None or value == "" or (name == CALLER_FIELD and named):
+            continue
+        text = _plain_text(value)
+        if text is None or not _ACCOUNT_ID.fullmatch(text):
+            return Ignored(f"the event's {name} {_shown(value)} is not an account id: not acted on")
+        named[name] = text
+    if not named:
+        return Ignored("the ActionTrail event names no account: not acted on")
+    if len(set(named.values())) > 1:
+        shown = ", ".join(f"{name} {value}" for name, value in named.items())
+        return Ignored(f"the event's account fields disagree ({shown}): not acted on")
+    return next(iter(named.values()))
+
+
+def from_record(record: ActionTrailRecord, *, envelope: CloudEvent | None = None) -> Parsed:
+    """Decide what an ActionTrail record (alone, or in its ``envelope``) asks for."""
     ids = {"event_id": record.eventId, "event_name": record.eventName}
     if record.eventType not in RECORD_EVENT_TYPES:
         return Ignored(
@@ -252,11 +298,16 @@ def from_record(record: ActionTrailRecord, *, envelope_account: str | None = Non
     if isinstance(principal, str):
         return Ignored(principal, **ids)
     identity = record.userIdentity or {}
-    account = (
-        envelope_account or _plain_text(record.recipientAccountId) or _plain_text(identity.get("accountId"))
+    account = event_account(
+        {
+            "aliyunaccountid": envelope.aliyunaccountid if envelope else None,
+            "aliyunoriginalaccountid": envelope.aliyunoriginalaccountid if envelope else None,
+            "data.recipientAccountId": record.recipientAccountId,
+            CALLER_FIELD: identity.get("accountId"),
+        }
     )
-    if account is None:
-        return Ignored("the ActionTrail event names no account: not acted on", **ids)
+    if isinstance(account, Ignored):
+        return Ignored(account.reason, **ids)
     return RevocationRequest(
         event_id=record.eventId,
         event_name=record.eventName,
@@ -331,8 +382,25 @@ def eventbridge_pattern() -> dict[str, Any]:
     }
 
 
-def parse_one(item: Any) -> Parsed:
-    """Parse one decoded JSON value (an envelope, a record, or a manual invocation)."""
+def _wrong_form(form: EventFormat, got: str) -> str:
+    return (
+        f"{got}, but this function's trigger delivers "
+        + (
+            "CloudEvents envelopes"
+            if form is EventFormat.CLOUDEVENTS
+            else "bare ActionTrail records (RawData)"
+        )
+        + f" (KCGUARD_EVENT_FORMAT={form.value}): not acted on"
+    )
+
+
+def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) -> Parsed:
+    """Parse one decoded JSON value (an envelope, a record, or a manual invocation).
+
+    An ActionTrail event is accepted only in the form the trigger delivers (``event_format``):
+    the other form cannot have come from the trigger, so it is a direct invocation posing as an
+    event (a manual invocation has its own form and rules).
+    """
     if not isinstance(item, dict):
         return Ignored(f"expected a JSON object, got {type(item).__name__}")
     try:
@@ -352,16 +420,25 @@ def parse_one(item: Any) -> Parsed:
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):
             envelope = CloudEvent.model_validate(item)
+            if event_format is not EventFormat.CLOUDEVENTS:
+                return Ignored(
+                    _wrong_form(event_format, "a CloudEvents envelope"), envelope.id, envelope.data.eventName
+                )
             if why := _foreign_envelope(envelope):
                 return Ignored(why, envelope.id, envelope.data.eventName)
-            parsed = from_record(envelope.data, envelope_account=_plain_text(envelope.aliyunaccountid))
+            parsed = from_record(envelope.data, envelope=envelope)
             if isinstance(parsed, RevocationRequest):
                 parsed = dataclasses.replace(parsed, published_at=publish_time(envelope.aliyunpublishtime))
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
             return parsed
         if "eventName" in item:
-            return from_record(ActionTrailRecord.model_validate(item))
+            record = ActionTrailRecord.model_validate(item)
+            if event_format is not EventFormat.RAWDATA:
+                return Ignored(
+                    _wrong_form(event_format, "a bare ActionTrail record"), record.eventId, record.eventName
+                )
+            return from_record(record)
         if "triggerTime" in item:
             return Ignored("a timer event: the daily summary handles it, not the event function")
     except ValidationError as exc:
@@ -371,7 +448,9 @@ def parse_one(item: Any) -> Parsed:
     return Ignored("not an ActionTrail event, a CloudEvents envelope or a manual invocation")
 
 
-def parse_event(raw: bytes | str | Mapping[str, Any] | list[Any]) -> list[Parsed]:
+def parse_event(
+    raw: bytes | str | Mapping[str, Any] | list[Any], event_format: EventFormat = EventFormat.CLOUDEVENTS
+) -> list[Parsed]:
     """Parse the bytes Function Compute passes. A batch gives one entry per item."""
     decoded: Any = raw
     if isinstance(raw, (bytes, bytearray, memoryview)):
@@ -392,8 +471,8 @@ def parse_event(raw: bytes | str | Mapping[str, Any] | list[Any]) -> list[Parsed
             return [Ignored("empty batch")]
         if len(decoded) > MAX_BATCH:
             return [Ignored(f"batch of {len(decoded)} events, more than the {MAX_BATCH} accepted")]
-        return [parse_one(item) for item in decoded]
-    return [parse_one(decoded)]
+        return [parse_one(item, event_format) for item in decoded]
+    return [parse_one(decoded, event_format)]
 
 
 def supported_events_markdown() -> str:
