@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kubeconfig_guard.handlers import handle_event
+from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.results import RevocationResult
 from support.events import sample as envelope
 from support.worlds import ACCOUNT, cluster, kc, world
@@ -114,3 +114,86 @@ def test_a_batch_of_bare_records_is_ignored_item_by_item(make_harness: Any) -> N
     [bare, lock] = result.results
     assert bare.outcome.value == "ignored" and lock.outcome.value == "ok"
     assert revoked(h) == {("c1", CAROL), ("c2", CAROL)}  # only what ACK's state calls for: carol locked
+
+
+# --- 4. the two-names check over every cluster of the invocation --------------------------------
+
+
+def test_two_names_on_two_clusters_are_one_conflict(make_harness: Any) -> None:
+    """UPN alice@... and UserName bob: alice on c1 only, bob on c2 only. Before any Clean, over all
+    listings, the event is seen to name two principals: nothing is revoked."""
+    c1 = cluster("c1", kc(ALICE, "alice"))
+    c2 = cluster("c2", kc(BOB, "bob"))
+    h = make_harness(world({"cn-hangzhou": [c1, c2]}))
+    event = envelope(
+        "ims-delete-user-console.json",
+        **{
+            "data.requestParameters.UserPrincipalName": f"alice@{ACCOUNT}.onaliyun.com",
+            "data.requestParameters.UserName": "bob",
+        },
+    )
+    result = run(h, event, mode="enforce")
+    assert result.outcome.value == "ignored", result.reason
+    assert ALICE in result.reason and BOB in result.reason and "different principals" in result.reason
+    assert {a.status.value for a in result.actions} == {"skipped"} and not revoked(h)
+
+
+# --- 5. a past publish time never lets an older listing decide --------------------------------------
+
+
+@pytest.mark.parametrize("published", ["2020-01-01T00:00:00Z", "2026-11-25T08:30:01.123Z", None])
+def test_a_listing_from_before_the_invocation_never_decides(make_harness: Any, published: str | None) -> None:
+    """carol was locked (InActive), then unlocked. A lock event (late, retried or crafted, with an
+    old publish time) arrives on a warm instance that listed her as InActive before the unlock: the
+    revocation is decided on a state read after the invocation started, so nothing is revoked."""
+    h = make_harness(people())
+    rt = h.runtime(account_id=None, mode="enforce", listing_ttl_seconds=600)
+    warm = handle_event(json.dumps(envelope("ram-delete-user.json")).encode(), CONTEXT, runtime=rt)
+    assert warm.outcome.value == "ok" and revoked(h) == {("c1", ALICE), ("c2", ALICE)}
+    h.backend.update_kubeconfigs(None, CAROL, account_state="Active")  # carol unlocked since
+    lock = envelope("ims-lock-user.json", aliyunpublishtime=published)
+    result = handle_event(json.dumps(lock).encode(), CONTEXT, runtime=rt)
+    assert {(a.cluster_id, a.status.value) for a in result.actions} == {("c1", "skipped"), ("c2", "skipped")}
+    assert all("Active on ACK" in a.reason for a in result.actions), result.actions
+    assert revoked(h) == {("c1", ALICE), ("c2", ALICE)}  # carol's kubeconfigs still work
+
+
+# --- 11. protection covers every form matching accepts -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern", [f"breakglass@{ACCOUNT}.onaliyun.com", "BreakGlass", "BREAK*", "200000000000000199"]
+)
+def test_protection_matches_every_form_matching_accepts(make_harness: Any, pattern: str) -> None:
+    glass = "200000000000000199"
+    h = make_harness(world({"cn-hangzhou": [cluster("c1", kc(glass, "breakglass"), kc(ALICE, "alice"))]}))
+    for event in (
+        envelope("ram-delete-user.json", **{"data.requestParameters.UserName": "breakglass"}),
+        envelope(
+            "ims-delete-user-console.json",
+            **{"data.requestParameters.UserPrincipalName": f"breakglass@{ACCOUNT}.onaliyun.com"},
+        ),
+    ):
+        result = run(h, event, mode="enforce", protected_principals=[pattern])
+        [action] = result.actions
+        assert action.status.value == "skipped" and "protected principal" in action.reason
+    summary = handle_summary(
+        json.dumps({}).encode(), CONTEXT, runtime=h.runtime(mode="enforce", protected_principals=[pattern])
+    )
+    assert summary.reconciliation.get("revoked") == 1  # alice only
+    assert revoked(h) == {("c1", ALICE)}
+
+
+# --- 12. a batch's outcome is the most urgent of its items' -------------------------------------------
+
+
+def test_a_batch_whose_items_all_exceed_the_limit_says_so(make_harness: Any) -> None:
+    h = make_harness(people())
+    batch = [envelope("ram-delete-user.json"), envelope("ims-lock-user.json")]
+    result = run(h, batch, mode="enforce", max_revocations=1)
+    assert [r.outcome.value for r in result.results] == ["limit-exceeded", "limit-exceeded"]
+    assert result.outcome.value == "limit-exceeded" and not revoked(h)
+    ignored_and_ok = run(make_harness(people()), [{"triggerTime": "x"}, envelope("ram-delete-user.json")])
+    assert ignored_and_ok.outcome.value == "ok"
+    all_ignored = run(make_harness(people()), [{"triggerTime": "x"}, {"nothing": 1}])
+    assert all_ignored.outcome.value == "ignored"

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .client import AckClient
@@ -19,7 +18,7 @@ from .errors import AckApiError
 from .events import RevocationRequest
 from .executor import execute, log_decisions
 from .inventory import Inventory, Listing
-from .models import Cluster, cluster_unreachable_reason
+from .models import Cluster, KubeconfigState, cluster_unreachable_reason
 from .plan import (
     Candidate,
     Plan,
@@ -31,6 +30,7 @@ from .plan import (
     group_candidates,
     identity_conflict,
     matches,
+    named_by,
 )
 from .principal import Principal
 from .redaction import redact
@@ -85,20 +85,10 @@ class Engine:
         # finished when the deadline cuts listing short. A bounded number of clusters in flight
         # finishes clusters one after another, so work done before the deadline sticks.
         self._listing_slots = asyncio.Semaphore(max(1, settings.max_concurrency // 2))
-
-    async def revoke(
-        self,
-        request: RevocationRequest,
-        *,
-        deadline: Deadline | None = None,
-        received_at: float | None = None,
-        account_id: str | None = None,
-    ) -> RevocationResult:
-        """Revoke the kubeconfigs of the principal a parsed (and admitted) event names."""
-        [result] = await self.revoke_all(
-            [request], deadline=deadline, received_at=received_at, account_id=account_id
-        )
-        return result
+        # Invocations listing on this instance now. Alone (Function Compute's standard runtimes run
+        # one invocation per instance), a refresh starts at once; with others (a burst on a runtime
+        # with instance concurrency, local runs), it waits a moment so they all share it.
+        self._invocations = 0
 
     async def revoke_all(
         self,
@@ -110,36 +100,45 @@ class Engine:
     ) -> list[RevocationResult]:
         """Revoke for every request of one invocation; the blast-radius limit counts them together.
 
-        ``received_at`` (monotonic) is when the invocation arrived: a revocation is decided only on
-        a listing that started after it. ``account_id`` is the guarded account (its root uid is
-        never revoked).
+        ``received_at`` (monotonic) is when the invocation started: a revocation is decided only on
+        a state read after it (``Inventory.states_for_decision``). ``account_id`` is the guarded
+        account (its root uid is never revoked).
         """
-        started = time.monotonic() if received_at is None else received_at
+        invocation_started = time.monotonic() if received_at is None else received_at
         deadline = deadline or Deadline()
-        prepared = await asyncio.gather(*(self._prepare(r, started, deadline, account_id) for r in requests))
+        self._invocations += 1
+        try:
+            prepared = await asyncio.gather(
+                *(self._prepare(r, invocation_started, deadline, account_id) for r in requests)
+            )
+        finally:
+            self._invocations -= 1
         enforce_limit([p.plan for p in prepared], self.settings.max_revocations)
         return [await self._complete(p, deadline) for p in prepared]
 
     async def _prepare(
-        self, request: RevocationRequest, started: float, deadline: Deadline, account_id: str | None
+        self,
+        request: RevocationRequest,
+        invocation_started: float,
+        deadline: Deadline,
+        account_id: str | None,
     ) -> _Prepared:
         """List every watched cluster, match, and apply the safety rules (no limit, no writes)."""
         dry_run = self.settings.dry_run or request.dry_run
-        prepared = _Prepared(request, started, dry_run)
-        fresh_after = decision_anchor(request, started)
+        prepared = _Prepared(request, invocation_started, dry_run)
         regions = self.settings.watched_regions()
         clusters = await self.watched_clusters(
-            regions, self.inventory.shared_since(started), prepared.issues, deadline
+            regions, self.inventory.shared_since(invocation_started), prepared.issues, deadline
         )
         prepared.clusters_total = len(clusters)
         # A different order every attempt: when the deadline cuts listing short, the retry of the
         # same event reaches the clusters this attempt did not.
         order = random.sample(range(len(clusters)), len(clusters))
         found_in_order, late = await run_until(
-            [self._candidates(*clusters[i], request.principal, fresh_after, deadline) for i in order],
+            [self._candidates(*clusters[i], request.principal, invocation_started, deadline) for i in order],
             deadline.remaining(listing=True),
         )
-        found: list[tuple[list[Candidate], str | None] | ClusterIssue] = []
+        found: list[tuple[list[Candidate], list[KubeconfigState]] | ClusterIssue] = []
         for position, item in enumerate(found_in_order):
             region, cluster = clusters[order[position]]
             if item is None or position in late:
@@ -148,14 +147,17 @@ class Engine:
                 )
             found.append(item)
         candidates: list[Candidate] = []
+        named: list[KubeconfigState] = []
         for item in found:
             if isinstance(item, ClusterIssue):
                 prepared.issues.append(item)
                 continue
             prepared.scanned += 1
-            matched, conflict = item
+            matched, evidence = item
             candidates += matched
-            prepared.conflict = prepared.conflict or conflict
+            named += evidence
+        # Over every listing of the invocation, before any Clean: one event, one principal.
+        prepared.conflict = identity_conflict(request.principal, named)
         policy = safety_policy(
             self.settings,
             dry_run=dry_run,
@@ -239,63 +241,36 @@ class Engine:
         return clusters
 
     async def _candidates(
-        self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
-    ) -> tuple[list[Candidate], str | None] | ClusterIssue:
-        """The principal's candidates on a cluster, and whether the listing shows the event's
-        names to be different principals; or why the cluster was not looked at."""
+        self,
+        region: str,
+        cluster: Cluster,
+        principal: Principal,
+        invocation_started: float,
+        deadline: Deadline,
+    ) -> tuple[list[Candidate], list[KubeconfigState]] | ClusterIssue:
+        """The principal's candidates on a cluster and every state any of the event's names finds
+        there (for ``identity_conflict`` over all clusters); or why the cluster was not looked at."""
 
         if why := cluster_unreachable_reason(cluster):
             return ClusterIssue.of(region, cluster, ClusterStatus.SKIPPED, why)
         async with self._listing_slots:
-            return await self._listed_candidates(region, cluster, principal, started, deadline)
-
-    async def _listed_candidates(
-        self, region: str, cluster: Cluster, principal: Principal, started: float, deadline: Deadline
-    ) -> tuple[list[Candidate], str | None] | ClusterIssue:
-        if deadline.listing_over():
-            return ClusterIssue.of(
-                region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
-            )
-        try:
-            listing = await self.inventory.states(
-                region, cluster.cluster_id, self.inventory.shared_since(started)
-            )
-            matched = [s for s in listing.value if matches(principal, s)]
-            if matched and listing.started_at < started:
-                # A shared listing found candidates, but it predates this event: decide on a fresh one.
-                listing = await self.inventory.states(region, cluster.cluster_id, started, coalesce=True)
-                matched = [s for s in listing.value if matches(principal, s)]
-        except AckApiError as error:
-            return listing_issue(region, cluster, error)
-        return group_candidates(region, cluster, matched), identity_conflict(principal, listing.value)
-
-
-# How far EventBridge's publish time may be ahead of this machine's clock (or ACK behind the event).
-PUBLISH_SKEW_SECONDS = 0.5
-
-
-def decision_anchor(
-    request: RevocationRequest,
-    started: float,
-    *,
-    wall_clock: Callable[[], float] = time.time,
-    clock: Callable[[], float] = time.monotonic,
-) -> float:
-    """The monotonic time a listing must have started after for this request's decisions.
-
-    The freshness rule: a revocation is decided only on a listing that started after the event
-    arrived. When the envelope says when EventBridge received it (``aliyunpublishtime``, after
-    ActionTrail recorded the deletion or lock), that is the arrival (plus a skew allowance):
-    events queued onto a warm instance behind a burst then share the listing that started
-    after they all arrived, instead of re-listing per event. Without it, or when it is not in
-    the past, the handler's start is the arrival.
-    """
-    if request.published_at is None:
-        return started
-    age = wall_clock() - (request.published_at + PUBLISH_SKEW_SECONDS)
-    if age <= 0:
-        return started
-    return min(started, clock() - age)
+            if deadline.listing_over():
+                return ClusterIssue.of(
+                    region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
+                )
+            try:
+                listing = await self.inventory.states_for_decision(
+                    region,
+                    cluster.cluster_id,
+                    invocation_started,
+                    lambda s: named_by(principal, s),
+                    coalesce=self._invocations > 1,
+                )
+            except AckApiError as error:
+                return listing_issue(region, cluster, error)
+        matched = [s for s in listing.value if matches(principal, s)]
+        evidence = [s for s in listing.value if named_by(principal, s)]
+        return group_candidates(region, cluster, matched), evidence
 
 
 def listing_issue(region: str, cluster: Cluster, error: AckApiError) -> ClusterIssue:

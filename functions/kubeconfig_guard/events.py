@@ -13,12 +13,10 @@ Everything else, failed API calls (``errorCode`` set) and malformed bytes become
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -75,7 +73,7 @@ class CloudEvent(BaseModel):
     type: str | None = None
     aliyunaccountid: Any = None
     aliyunoriginalaccountid: Any = None  # set by EventBridge on events routed from another account's bus
-    aliyunpublishtime: Any = None
+    aliyunpublishtime: Any = None  # never parsed, never decides anything (odd formats exist)
     aliyunregionid: Any = None
     time: Any = None
     data: ActionTrailRecord
@@ -118,7 +116,6 @@ class RevocationRequest:
     dry_run: bool = False
     manual: bool = False
     note: str | None = None  # said in the result's reason (e.g. why a manual invocation is dry-run)
-    published_at: float | None = None  # when EventBridge received the event (epoch seconds), if known
 
 
 @dataclass(frozen=True)
@@ -324,43 +321,6 @@ def _shown(value: Any) -> str:
     )[:80]
 
 
-_PUBLISH_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|PRC|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def publish_time(value: Any) -> float | None:
-    """EventBridge's ``aliyunpublishtime`` as epoch seconds; None when absent or not understood.
-
-    Published samples carry odd formats (``2020-11-19T21:04:42.179PRC``: China time, UTC+8), so
-    this never fails: a time it cannot read is simply not used.
-    """
-    if not isinstance(value, str) or not (m := _PUBLISH_TIME.match(value.strip())):
-        return None
-    year, month, day, hour, minute, second, fraction, zone = m.groups()
-    if zone is None:
-        return None  # no time zone: ambiguous
-    if zone in ("Z", "PRC"):
-        offset = timedelta(hours=8 if zone == "PRC" else 0)
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    try:
-        when = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            tzinfo=timezone(offset),
-        )
-    except ValueError:
-        return None
-    return when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
-
-
 def _foreign_envelope(envelope: CloudEvent) -> str | None:
     """Why this CloudEvents envelope is not one the trigger's rule selects, or None."""
     if envelope.source not in EVENT_SOURCES:
@@ -427,8 +387,6 @@ def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) ->
             if why := _foreign_envelope(envelope):
                 return Ignored(why, envelope.id, envelope.data.eventName)
             parsed = from_record(envelope.data, envelope=envelope)
-            if isinstance(parsed, RevocationRequest):
-                parsed = dataclasses.replace(parsed, published_at=publish_time(envelope.aliyunpublishtime))
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
             return parsed

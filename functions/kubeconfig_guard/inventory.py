@@ -4,8 +4,13 @@ A burst of events (a mass offboarding) must not re-scan every cluster per event.
 Listings are single-flight: callers that ask for the same listing while it is in
 flight, or within the freshness window, share it. A caller states how fresh it
 needs the listing to be (``not_before``: the listing must have *started* after
-that time); a revocation is only decided on a listing started after its event
-arrived. A successful Clean removes the uid from the shared listing; a failed one drops it.
+that time). A successful Clean removes the uid from the shared listing; a failed one drops it.
+
+**The freshness rule** lives here, in ``states_for_decision``: a revocation is decided only on
+a state read after its invocation started. Candidates are found on a shared listing (up to
+``ttl`` old); a cluster where the principal has candidates is read again when that listing
+started before the invocation. No other time (an event's publish time, which a late, retried
+or crafted event sets in the past) moves that bound.
 When a burst makes many events refresh the same cluster, the refresh waits until a moment
 after the event arrived (``COALESCE_SECONDS``) so they all share it; a refresh asked for later
 than that (a cluster that waited for a listing slot) starts at once.
@@ -105,9 +110,9 @@ class Inventory:
         self._states: _SingleFlight[list[KubeconfigState]] = _SingleFlight(ttl, clock)
         self._cleans: dict[tuple[str, str], asyncio.Future[None]] = {}
 
-    def shared_since(self, start: float) -> float:
-        """The oldest start time a listing may have to be shared with an invocation started at ``start``."""
-        return start - self.ttl
+    def shared_since(self, invocation_started: float) -> float:
+        """The oldest start time a listing may have to be shared with an invocation started then."""
+        return invocation_started - self.ttl
 
     async def clusters(self, region: str, not_before: float) -> Listing[list[Cluster]]:
         return await self._clusters.get(region, not_before, lambda: self.client.describe_clusters(region))
@@ -126,6 +131,28 @@ class Inventory:
         return await self._states.get(
             cluster_id, not_before, lambda: self.client.list_kubeconfig_states(region, cluster_id), delay
         )
+
+    async def states_for_decision(
+        self,
+        region: str,
+        cluster_id: str,
+        invocation_started: float,
+        relevant: Callable[[KubeconfigState], bool],
+        *,
+        coalesce: bool = False,
+    ) -> Listing[list[KubeconfigState]]:
+        """The cluster's states to decide an invocation's revocations on (the freshness rule).
+
+        A shared listing (started within ``ttl`` before the invocation) is enough to find that
+        nothing there is ``relevant``; when something is and that listing started before the
+        invocation, the cluster is listed afresh and the decision is made on that read only.
+        ``coalesce`` (other invocations are running on this instance: a burst) lets the refresh
+        wait for the events arriving with this one (``states``).
+        """
+        listing = await self.states(region, cluster_id, invocation_started - self.ttl)
+        if listing.started_at < invocation_started and any(relevant(s) for s in listing.value):
+            listing = await self.states(region, cluster_id, invocation_started, coalesce=coalesce)
+        return listing
 
     def invalidate_cluster(self, cluster_id: str) -> None:
         self._states.invalidate(cluster_id)

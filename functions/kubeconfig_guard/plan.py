@@ -24,17 +24,53 @@ def _names(principal: Principal) -> set[str]:
     return names
 
 
+# The longest uid or account name a state may have to be matched (or to name a principal): a
+# listing from a broken or hostile endpoint may carry huge names; such a state is never matched.
+MAX_IDENTITY_LENGTH = 256
+
+
+def _identity_forms(*values: str) -> set[str]:
+    """Every form a uid, name or UPN stands for, lowercased: itself, and a UPN's logon name."""
+    forms: set[str] = set()
+    for value in values:
+        if value:
+            lowered = value.strip().lower()
+            forms.add(lowered)
+            if "@" in lowered:
+                forms.add(lowered.split("@", 1)[0])
+    forms.discard("")
+    return forms
+
+
+def _too_long(state: KubeconfigState) -> bool:
+    return len(state.account_id) > MAX_IDENTITY_LENGTH or len(state.account_name) > MAX_IDENTITY_LENGTH
+
+
 def matches(principal: Principal, state: KubeconfigState) -> bool:
     """Does this kubeconfig state belong to the principal? A RootAccount state never does.
 
     Users match RamUser states by uid when the event carries it, otherwise by name
     (the user name, the part of a UPN before ``@``, or the full UPN). Roles match
-    RamRole states by role name (or uid).
+    RamRole states by role name (or uid). A state whose uid or name is longer than
+    ``MAX_IDENTITY_LENGTH`` never matches.
     """
-    if state.account_type is not principal.type:
+    if state.account_type is not principal.type or _too_long(state):
         return False
     if principal.uid:
         return state.account_id == principal.uid
+    return bool(state.account_name) and state.account_name in _names(principal)
+
+
+def named_by(principal: Principal, state: KubeconfigState) -> bool:
+    """Does any way the event names the principal (uid, name, UPN) find this state?
+
+    Wider than ``matches`` (which prefers the uid): these are the states ``identity_conflict``
+    weighs, gathered over every cluster of the invocation.
+    """
+    if state.account_type is not principal.type or _too_long(state) or not state.account_id:
+        return False
+    if principal.uid and state.account_id == principal.uid:
+        return True
     return bool(state.account_name) and state.account_name in _names(principal)
 
 
@@ -43,7 +79,9 @@ def identity_conflict(principal: Principal, states: Iterable[KubeconfigState]) -
 
     An event may carry a uid and a name, or a UserName and a UserPrincipalName. When each way
     of naming it finds a different account (different uids), the event is ambiguous (a
-    forged or garbled record, or a name reused since): it is not acted on.
+    forged or garbled record, or a name reused since): it is not acted on. ``states`` are those
+    of every cluster of the invocation (``named_by``): two names found on two different clusters
+    are as much a conflict as on one.
     """
     wanted = principal.type
     ways: dict[str, set[str]] = {}
@@ -76,11 +114,16 @@ class SafetyPolicy:
 
     def is_protected(self, state: KubeconfigState) -> str | None:
         """The pattern that protects this state's uid or account name. Display names are free text
-        that others may edit, so they never protect (nor exempt) anyone."""
+        that others may edit, so they never protect (nor exempt) anyone.
+
+        Protection matches every form matching accepts, case-insensitively: a pattern and a name
+        that are UPNs (``name@domain``) also stand for their logon name (``name``), as they do
+        when an event names a principal. Protecting too much is safe; too little is not.
+        """
+        values = _identity_forms(state.account_id, state.account_name)
         for pattern in self.protected_principals:
-            for value in (state.account_id, state.account_name):
-                if value and fnmatchcase(value, pattern):
-                    return pattern
+            if any(fnmatchcase(v, p) for p in _identity_forms(pattern) for v in values):
+                return pattern
         return None
 
     def force_for(self, kind: EventKind) -> bool:

@@ -59,6 +59,17 @@ class Outcome(str, Enum):
     PARTIAL = "partial"
     LIMIT_EXCEEDED = "limit-exceeded"
 
+    @property
+    def urgency(self) -> int:
+        """0 for what needs a person (or a retry) first (``OUTCOME_URGENCY``)."""
+        return OUTCOME_URGENCY.index(self)
+
+
+# The order of outcomes by urgency: work left to retry, then revocations held back by the
+# blast-radius limit (a person decides), then done, then nothing to do. A batch's outcome is
+# the most urgent of its items'.
+OUTCOME_URGENCY: tuple[Outcome, ...] = (Outcome.PARTIAL, Outcome.LIMIT_EXCEEDED, Outcome.OK, Outcome.IGNORED)
+
 
 class ClusterStatus(str, Enum):
     SKIPPED = "skipped"  # no working API server
@@ -153,14 +164,13 @@ class BatchResult(BaseModel):
 
     @classmethod
     def of(cls, results: list[RevocationResult], seconds: float) -> BatchResult:
-        """One result for a batch: counts summed, ``partial`` when any item is."""
+        """One result for a batch: counts summed, the outcome the most urgent of the items'."""
         counts: dict[str, int] = {}
         for result in results:
             for status, n in result.counts.items():
                 counts[status] = counts.get(status, 0) + n
-        partial = any(r.outcome is Outcome.PARTIAL for r in results)
         return cls(
-            outcome=Outcome.PARTIAL if partial else Outcome.OK,
+            outcome=min((r.outcome for r in results), key=lambda o: o.urgency, default=Outcome.IGNORED),
             results=results,
             counts=counts,
             duration_ms=int(seconds * 1000),
