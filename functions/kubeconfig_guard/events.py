@@ -30,10 +30,10 @@ MAX_NAME_LENGTH = 256
 MAX_BATCH = 500
 _ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
 
-# What a real ActionTrail envelope looks like. The trigger's EventBridge rule in template.yml is
-# derived from this table (``eventbridge_pattern``; tests/test_trust_boundaries.py keeps the two
-# in step): the code accepts exactly what the rule selects, so a forged or foreign envelope that
-# reaches the function another way (a direct invoke, another trigger) is ignored.
+# What a real ActionTrail envelope looks like. The trigger's EventBridge rule in template.yml is a
+# copy of what ``eventbridge_pattern`` builds from this table, and tests/test_template.py fails when
+# the two differ: the code accepts exactly what the rule selects, so a forged or foreign envelope
+# that reaches the function another way (a direct invoke, another trigger) is ignored.
 EVENT_SOURCES = ("acs.ram", "acs.ims")
 # EventBridge types of ActionTrail events that are acted on (AliyunServiceEvent is not).
 ACTED_ON_TYPES = (":ActionTrail:ApiCall", ":ActionTrail:ConsoleOperation")
