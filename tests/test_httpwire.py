@@ -219,3 +219,59 @@ def test_endpoint_origins() -> None:
     )
     assert endpoint_url("x", "http://[::1]:8080").netloc == "[::1]:8080"
     assert endpoint_url("x", "https://cs.x.aliyuncs.com:443").netloc == "cs.x.aliyuncs.com"
+
+
+@pytest.mark.parametrize(
+    "answer_bytes",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n",  # a negative size
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",  # int()'s prefix
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\nabc\r\n0\r\n\r\n",  # int()'s separator
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n",  # no size
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",  # data past its size
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"  # endless trailers
+        + b"X-T: "
+        + b"t" * (64 * 1024)
+        + b"\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: ²\r\n\r\n".encode("latin-1"),  # a digit, not ASCII
+        "HTTP/1.1 ²00 OK\r\nContent-Length: 0\r\n\r\n".encode("latin-1"),
+    ],
+    ids=["negative", "0x", "underscore", "empty", "overrun", "trailers", "cl-unicode", "status-unicode"],
+)
+def test_malformed_framing_is_a_protocol_error(answer_bytes: bytes) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        writer.write(answer_bytes)
+        await writer.drain()
+
+    async def body(origin: Origin, _: list[int]) -> None:
+        pool = Pool(timeout=2, connect_timeout=2, max_idle=1)
+        with pytest.raises(TransportError) as raised:
+            await pool.request(origin, head())
+        assert raised.value.kind == "RemoteProtocolError", raised.value
+        await pool.aclose()
+
+    asyncio.run(with_server(answer, body))
+
+
+def test_byte_at_a_time_answers_decode_and_keep_the_connection() -> None:
+    """Every framing, written one byte per packet, decodes the same (the resumable parser)."""
+    answers = [
+        b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"a": 1}',
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{"a":\r\n3\r\n 1}\r\n0\r\nX-T: t\r\n\r\n',
+        b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"a": 1}',
+    ]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for byte in answers[n - 1]:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0)
+
+    async def body(origin: Origin, _: list[int]) -> None:
+        pool = Pool(timeout=5, connect_timeout=2, max_idle=1)
+        for _ in answers:
+            assert (await pool.request(origin, head())).content == b'{"a": 1}'
+        assert pool.connections_opened == 1
+        await pool.aclose()
+
+    assert asyncio.run(with_server(answer, body)) == [3]

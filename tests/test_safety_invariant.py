@@ -7,12 +7,19 @@ HTTP server (``make_harness``), and checks what the fake actually revoked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from kubeconfig_guard.admission import Guard, admit
+from kubeconfig_guard.errors import RetryableInvocationError
+from kubeconfig_guard.events import Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.results import RevocationResult
 from support.events import sample as envelope
@@ -197,3 +204,114 @@ def test_a_batch_whose_items_all_exceed_the_limit_says_so(make_harness: Any) -> 
     assert ignored_and_ok.outcome.value == "ok"
     all_ignored = run(make_harness(people()), [{"triggerTime": "x"}, {"nothing": 1}])
     assert all_ignored.outcome.value == "ignored"
+
+
+# --- properties: account fields of every shape; no crafted input revokes beyond the invariant -------
+
+ACCOUNT_VALUES = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just(ACCOUNT),
+    st.just(OTHER),
+    st.just(int(ACCOUNT)),
+    st.just(f" {ACCOUNT}"),
+    st.text(max_size=20),
+    st.lists(st.just(ACCOUNT), max_size=2),
+    st.just({"id": ACCOUNT}),
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    envelope_account=ACCOUNT_VALUES,
+    original=ACCOUNT_VALUES,
+    recipient=ACCOUNT_VALUES,
+    caller=ACCOUNT_VALUES,
+    sample=st.sampled_from(["ram-delete-user.json", "ims-lock-user.json"]),
+)
+def test_an_event_is_acted_on_only_when_every_owner_field_names_this_account(
+    envelope_account: Any, original: Any, recipient: Any, caller: Any, sample: str
+) -> None:
+    event = envelope(
+        sample,
+        aliyunaccountid=envelope_account,
+        aliyunoriginalaccountid=original,
+        **{"data.recipientAccountId": recipient, "data.userIdentity.accountId": caller},
+    )
+    [parsed] = parse_event(json.dumps(event).encode())
+    admitted = (
+        admit(parsed, Guard(account_id=ACCOUNT, enforce=True)) if not isinstance(parsed, Ignored) else parsed
+    )
+
+    def says(value: Any) -> str | None:
+        """What a field says: None when absent or empty, else its plain text (or a junk marker)."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return "junk"
+        return str(value).strip() if str(value).strip().isascii() and str(value).strip().isdigit() else "junk"
+
+    owners = [says(v) for v in (envelope_account, original, recipient) if says(v) is not None]
+    named = owners or ([says(caller)] if says(caller) is not None else [])
+    should_act = bool(named) and all(v == ACCOUNT for v in named)
+    assert isinstance(admitted, RevocationRequest) is should_act, (named, admitted)
+    if isinstance(admitted, RevocationRequest):
+        assert admitted.account_id == ACCOUNT
+
+
+RANDOM_EVENTS = st.fixed_dictionaries(
+    {
+        "sample": st.sampled_from(
+            ["ram-delete-user.json", "ims-lock-user.json", "ims-delete-user-console.json"]
+        ),
+        "name": st.sampled_from(
+            ["alice", "bob", "carol", "root", "Alice", "alice@" + ACCOUNT + ".onaliyun.com"]
+        ),
+        "uid": st.sampled_from([None, ALICE, BOB, CAROL, ACCOUNT]),
+        "original": st.sampled_from([None, ACCOUNT, OTHER]),
+        "bare": st.booleans(),
+    }
+)
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(RANDOM_EVENTS, min_size=1, max_size=4))
+def test_no_crafted_input_revokes_beyond_the_invariant(
+    inproc_harness: Any, events: list[dict[str, Any]]
+) -> None:
+    """Whatever is sent, only states ACK shows Deleted (or InActive, for a lock) of the named
+    principal are revoked: alice (Deleted) by a deletion or a lock, carol (InActive) by a lock; bob
+    (Active) and the root account never."""
+    h = inproc_harness(people())
+    batch = []
+    for e in events:
+        params = (
+            {"UserName": e["name"]}
+            if e["sample"] == "ram-delete-user.json"
+            else {
+                "UserPrincipalName": e["name"] if "@" in e["name"] else f"{e['name']}@{ACCOUNT}.onaliyun.com"
+            }
+        )
+        if e["sample"] == "ims-lock-user.json":
+            params["Status"] = "Inactive"
+        if e["uid"]:
+            params["UserId"] = e["uid"]
+        doc = envelope(
+            e["sample"], aliyunoriginalaccountid=e["original"], **{"data.requestParameters": params}
+        )
+        batch.append(doc["data"] if e["bare"] else doc)
+    with contextlib.suppress(RetryableInvocationError):
+        run(h, batch, mode="enforce", allow_manual_enforce=True)
+    # The bound: for each event that may be acted on (the trigger's form, this account), the
+    # principal it names, as far as ACK's state calls for it (alice Deleted: any event; carol
+    # InActive: a lock only; bob Active and the root account: never).
+    allowed: set[tuple[str, str]] = set()
+    for e in events:
+        if e["bare"] or e["original"] == OTHER:
+            continue
+        named = {e["name"].split("@", 1)[0], e["uid"]}
+        if "alice" in named or ALICE in named:
+            allowed |= {("c1", ALICE), ("c2", ALICE)}
+        if e["sample"] == "ims-lock-user.json" and ("carol" in named or CAROL in named):
+            allowed |= {("c1", CAROL), ("c2", CAROL)}
+    assert revoked(h) <= allowed, (revoked(h), allowed)

@@ -18,15 +18,22 @@ lookups) was most of the client's CPU. ``Pool`` does only what these calls need 
   installed, else the system's), built on the first ``https`` connection;
 * a connect timeout, and a timeout on the whole answer, kept by one watchdog timer per
   pool (every ``timeout / 20``, at most 0.5 s) rather than a timer per request; a request
-  cancelled midway closes its connection.
+  cancelled midway closes its connection;
+* bounded memory and linear CPU whatever the server sends: a head of at most
+  ``MAX_HEAD_BYTES``, a body of at most ``MAX_BODY_BYTES`` however it is framed (one past
+  it fails as soon as its declared length or the bytes received pass the cap, before it is
+  buffered), and a parser that consumes each byte received a bounded number of times
+  (searches resume where the last one stopped; chunk data is copied out as it arrives).
 
 Errors are ``TransportError`` with httpx's names (``ConnectTimeout``, ``ReadTimeout``,
 ``ConnectError``, ``ReadError``, ``RemoteProtocolError``), so results and logs read the
-same on both paths. No retry happens here: the client decides.
+same on both paths, and ``BODY_TOO_LARGE`` for a body over the cap (on both paths). No
+retry happens here: the client decides.
 
 ``HttpxSender`` keeps the httpx path for an injected transport (the fake ACK in-process,
 tests) and for proxies: when ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` is set, the
-client uses httpx, which honours them and ``NO_PROXY``. httpx is imported only then.
+client uses httpx, which honours them and ``NO_PROXY``. httpx is imported only then. It
+streams the body and stops reading at the same cap.
 """
 
 from __future__ import annotations
@@ -41,18 +48,55 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import httpx
 
+# The largest response head (status line and headers), and the largest chunk-size line or
+# trailer section of a chunked body.
 MAX_HEAD_BYTES = 64 * 1024
-MAX_BODY_BYTES = 64 * 1024 * 1024
+# The largest response body accepted, on both wires and however it is framed (Content-Length,
+# chunked, until close; the httpx path too). ACK's answers are small: a ListClusterKubeconfigStates
+# page holds at most 50 states of ~300 bytes (~15 KB), a DescribeClustersV1 page at most 100
+# clusters of ~2 KB (~200 KB), an error or CleanClusterUserPermissions answer well under 1 KB.
+# 1 MiB is 5x the largest real page. A body past it is never buffered: it fails as soon as the
+# declared Content-Length, a declared chunk or the bytes received pass the cap, so one request in
+# flight costs at most ~1 MiB (not the 400 MB of 40 pages of 200 KB names).
+MAX_BODY_BYTES = 1024 * 1024
+# ``TransportError.kind`` of an answer whose body is over ``MAX_BODY_BYTES`` (never a timeout).
+BODY_TOO_LARGE = "ResponseTooLarge"
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class TransportError(Exception):
-    """The request got no complete answer. ``kind``: httpx's name for it; ``timeout``: a timeout."""
+    """The request got no complete answer. ``kind``: httpx's name for it (or ``BODY_TOO_LARGE``);
+    ``timeout``: a timeout; ``status``: the answer's HTTP status when its head was read, else 0."""
 
-    def __init__(self, kind: str, detail: str = "", *, timeout: bool = False) -> None:
+    def __init__(self, kind: str, detail: str = "", *, timeout: bool = False, status: int = 0) -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.timeout = timeout
+        self.status = status
+
+
+def body_too_large(status: int = 0) -> TransportError:
+    """The error for a body over ``MAX_BODY_BYTES`` (declared or received), naming the cap."""
+    return TransportError(
+        BODY_TOO_LARGE,
+        f"response body larger than the cap of {MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)",
+        status=status,
+    )
+
+
+def _digits(text: str) -> bool:
+    """ASCII decimal digits only (``str.isdigit`` also accepts ``²`` and other digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def _over_cap(length: str) -> bool:
+    """Whether a Content-Length (ASCII digits) declares more than ``MAX_BODY_BYTES``, without
+    converting a number of thousands of digits."""
+    significant = length.lstrip("0")
+    return len(significant) > len(str(MAX_BODY_BYTES)) or int(significant or "0") > MAX_BODY_BYTES
+
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 class Answer(NamedTuple):
@@ -101,6 +145,18 @@ def _ssl_context() -> ssl.SSLContext:
     return context
 
 
+# What a chunked body expects next.
+_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_DATA_END, _CHUNK_TRAILERS = range(4)
+
+
+def _chunk_size(line: bytearray) -> int:
+    """The size of a chunk-size line (``1f;ext=1``): 1 to 16 hex digits, nothing else."""
+    digits = line.split(b";", 1)[0].strip()
+    if not 0 < len(digits) <= 16 or not _HEX_DIGITS.issuperset(digits):
+        raise TransportError("RemoteProtocolError", "malformed chunk size")
+    return int(digits, 16)
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: at most one request at a time."""
 
@@ -119,7 +175,13 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._length = -1  # body bytes still expected; -1: until close
         self._chunked = False
-        self._chunks: list[bytes] = []
+        self._phase = _CHUNK_SIZE  # what the chunked body expects next
+        self._chunk_left = 0  # bytes of the current chunk still to come
+        self._body = bytearray()  # the chunked body decoded so far (at most MAX_BODY_BYTES)
+        self._trailer_bytes = 0
+        # Bytes at the start of the unread buffer known not to begin the delimiter awaited there:
+        # a search for the end of a head or line resumes after them, not from the start again.
+        self._scanned = 0
         self._keep_alive = False
         self._head_only = False
 
@@ -209,34 +271,53 @@ class _Connection(asyncio.Protocol):
 
     # --- parsing ----------------------------------------------------------------------
 
-    def _parse(self) -> None:
+    def _find(self, delimiter: bytes, pos: int) -> int:
+        """Where ``delimiter`` is in the buffer after ``pos`` (the start of the awaited item), or -1.
+
+        When it is not there yet, ``_parse`` returns, the bytes before ``pos`` are dropped, and
+        the next search for the same item resumes where this one stopped.
+        """
         buf = self._buf
-        while not self._status:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise TransportError("RemoteProtocolError", "response head too large")
-                return
-            head = bytes(buf[:end]).decode("latin-1")
-            del buf[: end + 4]
-            self._read_head(head)
-        if self._chunked:
-            self._read_chunks()
-        elif self._length >= 0:
-            if len(buf) >= self._length:
-                body = bytes(buf[: self._length])
-                if len(buf) > self._length:
-                    self._keep_alive = False  # more than the answer: do not trust this connection
-                del buf[: self._length]
-                self._done(body)
-        elif len(buf) > MAX_BODY_BYTES:
-            raise TransportError("RemoteProtocolError", "response body too large")
+        found = buf.find(delimiter, pos + self._scanned)
+        self._scanned = 0 if found >= 0 else max(0, len(buf) - pos - len(delimiter) + 1)
+        return found
+
+    def _parse(self) -> None:
+        """Consume what the buffer holds of the answer; the bytes consumed are dropped once, at the end."""
+        buf = self._buf
+        pos = 0
+        try:
+            while not self._status:
+                end = self._find(b"\r\n\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_HEAD_BYTES:
+                        raise TransportError("RemoteProtocolError", "response head too large")
+                    return
+                head = buf[pos:end].decode("latin-1")
+                pos = end + 4
+                self._read_head(head)
+            if self._chunked:
+                pos = self._read_chunks(pos)
+            elif self._length >= 0:
+                if len(buf) - pos >= self._length:
+                    body = bytes(buf[pos : pos + self._length])
+                    if len(buf) - pos > self._length:
+                        self._keep_alive = False  # more than the answer: do not trust this connection
+                    pos += self._length
+                    self._done(body)
+            elif len(buf) - pos > MAX_BODY_BYTES:
+                raise body_too_large(self._status)
+        finally:
+            if pos:
+                del buf[:pos]
 
     def _read_head(self, head: str) -> None:
         status_line, *lines = head.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit() or not 100 <= int(code) <= 599:
+        if not (
+            version.startswith("HTTP/1.") and len(code) == 3 and _digits(code) and 100 <= int(code) <= 599
+        ):
             raise TransportError("RemoteProtocolError", "malformed status line")
         status = int(code)
         if status < 200:  # 1xx (never asked for): the final answer follows
@@ -261,42 +342,71 @@ class _Connection(asyncio.Protocol):
             self._chunked = True
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            if not _digits(length):
                 raise TransportError("RemoteProtocolError", "invalid Content-Length")
-            self._length = int(length)
+            if _over_cap(length):
+                raise body_too_large(status)  # declared: fail before reading any of it
+            self._length = int(length.lstrip("0") or "0")
         else:
             self._length = -1
             self._keep_alive = False
 
-    def _read_chunks(self) -> None:
+    def _read_chunks(self, pos: int) -> int:
+        """Decode chunks from ``pos`` on; returns where the unconsumed bytes begin.
+
+        Linear: chunk data is copied into the body as it arrives (never waiting in the buffer
+        for the rest of its chunk), the body's length is the running total checked against the
+        cap (a declared chunk past it fails at once), and a size or trailer line not complete
+        yet is searched again only from where the last search stopped.
+        """
         buf = self._buf
+        body = self._body
         while True:
-            line_end = buf.find(b"\r\n")
-            if line_end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
+            phase = self._phase
+            if phase == _CHUNK_DATA:
+                take = min(self._chunk_left, len(buf) - pos)
+                if take:
+                    body += buf[pos : pos + take]
+                    pos += take
+                    self._chunk_left -= take
+                if self._chunk_left:
+                    return pos
+                self._phase = _CHUNK_DATA_END
+            elif phase == _CHUNK_DATA_END:
+                if len(buf) - pos < 2:
+                    return pos
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise TransportError("RemoteProtocolError", "malformed chunk: no CRLF after its data")
+                pos += 2
+                self._phase = _CHUNK_SIZE
+            else:  # a chunk-size line, or a trailer line after the last chunk
+                end = self._find(b"\r\n", pos)
+                pending = (end if end >= 0 else len(buf)) - pos
+                if phase == _CHUNK_TRAILERS:
+                    if self._trailer_bytes + pending > MAX_HEAD_BYTES:
+                        raise TransportError("RemoteProtocolError", "chunked trailers too large")
+                elif pending > MAX_HEAD_BYTES:
                     raise TransportError("RemoteProtocolError", "chunk header too large")
-                return
-            size_text = bytes(buf[:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise TransportError("RemoteProtocolError", "malformed chunk size") from None
-            if size == 0:
-                trailer_end = buf.find(b"\r\n\r\n", line_end)
-                if trailer_end < 0:
-                    return
-                del buf[: trailer_end + 4]
-                if buf:
-                    self._keep_alive = False
-                self._done(b"".join(self._chunks))
-                return
-            if len(buf) < line_end + 2 + size + 2:
-                return
-            start = line_end + 2
-            self._chunks.append(bytes(buf[start : start + size]))
-            if sum(len(c) for c in self._chunks) > MAX_BODY_BYTES:
-                raise TransportError("RemoteProtocolError", "response body too large")
-            del buf[: start + size + 2]
+                if end < 0:
+                    return pos
+                line = buf[pos:end]
+                pos = end + 2
+                if phase == _CHUNK_TRAILERS:
+                    if line:
+                        self._trailer_bytes += len(line) + 2
+                        continue
+                    if pos < len(buf):
+                        self._keep_alive = False  # more than the answer: do not trust this connection
+                    self._done(bytes(body))
+                    return pos
+                size = _chunk_size(line)
+                if size == 0:
+                    self._phase = _CHUNK_TRAILERS
+                elif len(body) + size > MAX_BODY_BYTES:
+                    raise body_too_large(self._status)
+                else:
+                    self._chunk_left = size
+                    self._phase = _CHUNK_DATA
 
     def _done(self, body: bytes) -> None:
         self._finish(body)
@@ -418,7 +528,8 @@ class HttpxSender:
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
-                headers=dict(headers),
+                # Like the lean pool, ask for no compression: the cap is on the decoded body.
+                headers={"accept-encoding": "identity", **headers},
             )
         self._base_headers = dict(headers)
         self._urls: dict[Origin, httpx.URL] = {}
@@ -434,17 +545,35 @@ class HttpxSender:
         )
         try:
             if self._client is not None:
-                response = await self._client.send(request)
+                response = await self._client.send(request, stream=True)
             else:
                 assert self._transport is not None
                 response = await self._transport.handle_async_request(request)
-                await response.aread()
+            try:
+                content = await self._read_capped(response)
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise TransportError(type(exc).__name__, timeout=True) from None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             raise TransportError(type(exc).__name__) from None
         headers_out = {k.lower(): v for k, v in response.headers.items()}
-        return Answer(response.status_code, response.reason_phrase, headers_out, response.content)
+        return Answer(response.status_code, response.reason_phrase, headers_out, content)
+
+    @staticmethod
+    async def _read_capped(response: httpx.Response) -> bytes:
+        """The body, read as it streams in; past ``MAX_BODY_BYTES`` (declared or read) it is not read on."""
+        declared = response.headers.get("content-length", "")
+        if _digits(declared) and _over_cap(declared):
+            raise body_too_large(response.status_code)
+        parts: list[bytes] = []
+        received = 0
+        async for part in response.aiter_bytes():  # decoded: the cap is on what would be kept
+            received += len(part)
+            if received > MAX_BODY_BYTES:
+                raise body_too_large(response.status_code)
+            parts.append(part)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         if self._client is not None:
