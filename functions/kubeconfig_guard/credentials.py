@@ -6,7 +6,11 @@
    CLI profile, OIDC, ECS RAM role, credentials URI); its providers cache and
    refresh STS credentials before they expire, so long runs keep working.
 
-Secrets are ``SecretStr``: they print as ``**********``.
+Secrets are ``SecretStr``: they print as ``**********``. And every ``Credentials`` object,
+whatever built it (the FC context, the default chain's sources, a refreshed STS token, the
+environment, a future provider), registers its access key secret and security token with the
+redactor when it is made (``Credentials.register``): no provider can forget to. The access key
+id is not a secret and stays readable (it names the key in an audit).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from .errors import CredentialsError
+from .redaction import register_secret
 
 DEMO_ACCESS_KEY_ID = "kcguard-demo-access-key-id"
 DEMO_ACCESS_KEY_SECRET = "kcguard-demo-access-key-secret"  # noqa: S105 - the fake's documented demo secret
@@ -29,6 +34,15 @@ class Credentials:
     access_key_id: str
     access_key_secret: SecretStr
     security_token: SecretStr | None = None
+
+    def __post_init__(self) -> None:
+        self.register()
+
+    def register(self) -> None:
+        """Redact the access key secret and the security token from every output from now on."""
+        register_secret(self.access_key_secret.get_secret_value())
+        if self.security_token is not None:
+            register_secret(self.security_token.get_secret_value())
 
     def __repr__(self) -> str:
         return f"Credentials(access_key_id={self.access_key_id!r}, secret=**********)"

@@ -29,11 +29,18 @@ import sys
 from typing import Any, Literal
 
 from .inert import json_line, visible
-from .redaction import SECRET_ENV_VARS, redact, register_secret, secret_values
+from .redaction import (
+    CREDENTIAL_ENV_VARS,
+    redact,
+    redact_cut,
+    register_secret,
+    secret_env_vars,
+    secret_values,
+)
 from .results import Action, ActionStatus
 
 __all__ = [
-    "SECRET_ENV_VARS",
+    "CREDENTIAL_ENV_VARS",
     "JsonFormatter",
     "LogFormat",
     "TextFormatter",
@@ -41,8 +48,10 @@ __all__ = [
     "log_action",
     "log_fields",
     "redact",
+    "redact_cut",
     "register_secret",
     "resolve_format",
+    "secret_env_vars",
     "secret_values",
 ]
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .client import AckClient
 from .credentials import Credentials, CredentialsProvider, DefaultChainCredentials
 from .engine import Engine
-from .logs import register_secret
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -60,15 +59,15 @@ class InvocationCredentials:
 
     def update(self, credentials: Credentials | None) -> None:
         if credentials is not None:
-            register_secret(credentials.access_key_secret.get_secret_value())
-            if credentials.security_token is not None:
-                register_secret(credentials.security_token.get_secret_value())
+            credentials.register()  # registered when made (``Credentials.__post_init__``); a copy too
             self._latest = credentials
 
     async def get(self) -> Credentials:
         if self._latest is not None:
             return self._latest
-        return await self._fallback.get()
+        credentials = await self._fallback.get()
+        credentials.register()  # registered when made (``Credentials.__post_init__``); a copy too
+        return credentials
 
 
 class Runtime:

@@ -3,16 +3,24 @@
 Defaults are the safe ones: the tool runs in ``dry-run`` until told otherwise.
 The table in README.md is generated from this class (``kcguard settings``) and a
 test keeps the two in step.
+
+Secret settings are declared by their type, once: every field whose type is ``SecretStr``
+(``SecretStr | None``...) is secret. The redactor reads the declaration from the model
+(``secret_fields``, ``SECRET_ENV_VARS``: their ``KCGUARD_*`` variables, subclasses' included),
+and every settings object registers its secret values with it when built (from the
+environment, a ``.env`` file or explicit arguments) or copied. A secret setting is never a
+plain ``str``: a test fails on a field named like a secret that is not ``SecretStr``.
 """
 
 from __future__ import annotations
 
 import os
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretBytes, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Self
 
 DEFAULT_REGION = "cn-hangzhou"
 
@@ -36,6 +44,68 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _is_secret_type(annotation: object) -> bool:
+    """``SecretStr``/``SecretBytes``, or a type made of one (``SecretStr | None``, ``list[SecretStr]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, (SecretStr, SecretBytes)):
+        return True
+    return any(_is_secret_type(arg) for arg in get_args(annotation))
+
+
+def secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The names of ``model``'s secret fields: every field whose type is ``SecretStr``."""
+    return tuple(name for name, field in model.model_fields.items() if _is_secret_type(field.annotation))
+
+
+def secret_env_var_names(model: type[BaseSettings]) -> tuple[str, ...]:
+    """The environment variables ``model`` reads its secret fields from (``KCGUARD_SLACK_WEBHOOK``...)."""
+    prefix = str(model.model_config.get("env_prefix") or "")
+    upper = not model.model_config.get("case_sensitive", False)
+    names: list[str] = []
+    for name in secret_fields(model):
+        field = model.model_fields[name]
+        alias = field.validation_alias or field.alias
+        if isinstance(alias, str):
+            found = [alias]
+        elif isinstance(alias, AliasChoices):
+            found = [choice for choice in alias.choices if isinstance(choice, str)]
+        else:
+            found = [prefix + name]
+        names += [n.upper() if upper else n for n in found]
+    return tuple(names)
+
+
+def secret_setting_values(settings: BaseModel) -> list[str]:
+    """The values of the secret fields of a settings object (unset ones left out)."""
+    values: list[str] = []
+
+    def collect(value: object) -> None:
+        if isinstance(value, (SecretStr, SecretBytes)):
+            collect(value.get_secret_value())
+        elif isinstance(value, str):  # a secret field given a plain str by ``model_copy(update=...)``
+            values.append(value)
+        elif isinstance(value, bytes):
+            values.append(value.decode(errors="replace"))
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in value:
+                collect(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+
+    for name in secret_fields(type(settings)):
+        collect(getattr(settings, name, None))
+    return [value for value in values if value]
+
+
+# The KCGUARD_* variables of the secret settings, of Settings and of every subclass (set below).
+SECRET_ENV_VARS: tuple[str, ...] = ()
+
+
+def _declare_secrets(model: type[BaseSettings]) -> None:
+    global SECRET_ENV_VARS
+    SECRET_ENV_VARS = tuple(dict.fromkeys(SECRET_ENV_VARS + secret_env_var_names(model)))
 
 
 class Settings(BaseSettings):
@@ -159,6 +229,28 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Every secret value is redacted from now on, wherever it came from."""
+        super().model_post_init(context)
+        self.register_secrets()
+
+    def model_copy(self, *, update: Any = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.register_secrets()  # ``update`` skips validation and ``model_post_init``
+        return copy
+
+    def register_secrets(self) -> None:
+        """Register the values of the secret fields with the redactor."""
+        from .redaction import register_secret  # redaction reads this module: imported here
+
+        for value in secret_setting_values(self):
+            register_secret(value)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _declare_secrets(cls)  # a subclass's new secret fields: their variables are redacted too
+
     @property
     def dry_run(self) -> bool:
         return self.mode is Mode.DRY_RUN
@@ -168,3 +260,6 @@ class Settings(BaseSettings):
         if self.regions:
             return list(dict.fromkeys(self.regions))
         return [os.environ.get("FC_REGION") or os.environ.get("ALIBABA_CLOUD_REGION_ID") or DEFAULT_REGION]
+
+
+_declare_secrets(Settings)
