@@ -58,7 +58,9 @@ def test_fifty_deletions_cost_at_most_two_scans(make_harness: Any) -> None:
     assert revoked == expected == len(h.backend.revocations)
     assert len({(r.cluster_id, r.uid) for r in h.backend.revocations}) == expected  # nothing twice
     burst = listing_calls(h.backend.calls)
-    assert burst <= 1.25 * one_scan, (burst, one_scan)
+    # One scan, then one re-read of the leavers' clusters shared by the events that arrived after it
+    # started (issue 16.5: decisions only on states read after each invocation started): 1.4-1.5x.
+    assert burst <= 1.6 * one_scan, (burst, one_scan)
 
 
 def test_listing_taken_before_the_event_is_refreshed_before_deciding(inproc_harness: Any) -> None:

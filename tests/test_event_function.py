@@ -174,8 +174,13 @@ def test_root_and_caller_are_never_revoked(make_harness: Any) -> None:
     role = json.loads((EVENTS / "ram-delete-role.json").read_text())
     role["data"]["requestParameters"]["RoleName"] = "kcguard-role"
     result = run(h, json.dumps(role).encode())
-    assert result.actions[0].status is ActionStatus.SKIPPED
-    assert "own" in result.actions[0].reason and result.actions[0].error_code == "ErrorSelfRevokeNotAllowed"
+    # No public source names ACK's code for refusing the caller: the refusal is reported with its raw
+    # code (failed: a deletion uses Force=true), never taken for a revocation.
+    assert result.actions[0].status is ActionStatus.FAILED
+    assert (
+        result.actions[0].error_code == "ErrorSelfRevokeNotAllowed"
+        and "ErrorSelfRevokeNotAllowed" in result.actions[0].reason
+    )
     assert not h.backend.revocations
 
 

@@ -410,8 +410,6 @@ def test_event_with_200kb_names_fails_the_cluster_in_bounded_memory(make_harness
     assert h.backend.revocations == [] and doc["actions"] == []
     (issue,) = doc["clusters"]
     assert (issue["cluster_id"], issue["status"]) == ("big", "failed"), issue
-    # client.py maps the kind to its own code (Response.TooLarge); until then a transport error.
-    assert issue["error_code"] == "Response.TooLarge" or (
-        issue["error_code"] == "Transport.Error" and BODY_TOO_LARGE in issue["reason"]
-    ), issue
+    # client.py maps the kind to its own code: an answer that fits no documented shape.
+    assert issue["error_code"] == "InvalidResponse.TooLarge" and str(MAX_BODY_BYTES) in issue["reason"], issue
     assert h.backend.calls[LIST] <= runtime.settings.max_attempts

@@ -41,7 +41,9 @@ def started_at(arrived: float, now: float, *, coalesce: bool) -> tuple[float, in
         credentials = StaticCredentials(from_environment_or_demo())
         async with AckClient(settings, credentials, transport=FakeAckTransport(backend)) as client:
             inventory = Inventory(client, ttl=60.0, clock=clock)
-            listing = await inventory.states("cn-hangzhou", "c1", arrived, coalesce=coalesce)
+            listing = await inventory.states_for_decision(
+                "cn-hangzhou", "c1", arrived, lambda s: True, coalesce=coalesce
+            )
             assert [s.account_name for s in listing.value] == ["tom"]
             return listing.started_at
 
@@ -56,8 +58,6 @@ def test_a_refresh_right_at_arrival_waits_for_the_burst() -> None:
 def test_a_refresh_asked_after_the_window_starts_at_once() -> None:
     # A cluster that waited for a listing slot: the burst's window has passed.
     assert started_at(100.0, 100.0 + 3 * COALESCE_SECONDS, coalesce=True) == (100.75, 1)
-    # An event anchored at its publish time, long ago (queued behind a burst).
-    assert started_at(40.0, 100.0, coalesce=True) == (100.0, 1)
 
 
 def test_without_coalescing_a_listing_starts_at_once() -> None:

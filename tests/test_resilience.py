@@ -52,6 +52,7 @@ OLD_ALICE = "200000000000000012"  # an older "alice" whose kubeconfig ACK says i
 PROTECTED = "200000000000000077"  # an "alice" listed in KCGUARD_PROTECTED_PRINCIPALS
 BOB = "200000000000000002"
 GONE_EVERYWHERE = "290000000000000999"  # a deleted user with an orphan on every cluster
+LOCKED_CAROL = "200000000000000066"  # a locked user with an unused kubeconfig (orphan_world)
 CLEAN = "CleanClusterUserPermissions"
 LIST = "ListClusterKubeconfigStates"
 DESCRIBE = "DescribeClustersV1"
@@ -113,8 +114,10 @@ def event_world(n: int = 6) -> tuple[World, set[Pair]]:
 def orphan_world(n: int = 6) -> tuple[World, set[Pair]]:
     """Orphans of deleted users on ``n`` clusters, plus what reconciliation must leave alone.
 
-    Left alone: Active users, a protected deleted user (``breakglass-*``), a locked user
-    (``remediate_locked`` is off), a not-revokable state, the root account, a deleting cluster.
+    Revoked too: a locked user (``remediate_locked`` is on by default: the summary retries locks
+    with the lock's rules and ``Force=false``, which ACK accepts here, her kubeconfig being unused
+    and the audit log readable). Left alone: Active users, a protected deleted user
+    (``breakglass-*``), a not-revokable state, the root account, a deleting cluster.
     """
     clusters = []
     expected: set[Pair] = set()
@@ -134,7 +137,8 @@ def orphan_world(n: int = 6) -> tuple[World, set[Pair]]:
         if i == 1:
             states.append(kc("200000000000000088", "breakglass-ops"))
         if i == 2:
-            states.append(kc("200000000000000066", "carol", account_state="InActive"))
+            states.append(kc(LOCKED_CAROL, "carol", account_state="InActive"))
+            expected.add((f"s{i:02d}", LOCKED_CAROL))
         if i == 3:
             states.append(kc("200000000000000055", "dave", revokable=False))
         clusters.append(cluster(f"s{i:02d}", *states))
@@ -608,7 +612,7 @@ def test_locked_user_deferred_under_faults_then_revoked_by_the_summary(make_harn
     # A week later the access records are readable and the key is unused: the summary revokes.
     h.backend.set_audit_log("l0", True)
     h.backend.advance(8 * 86400)
-    summary = h.runtime(**{**SUMMARY_SETTINGS, "remediate_locked": True})
+    summary = h.runtime(**SUMMARY_SETTINGS)  # the defaults retry locks (KCGUARD_REMEDIATE_LOCKED=true)
     summary_until_done(h.backend, summary, expected)
     assert all(not r.force for r in h.backend.revocations)  # a locked user is never forced
     assert_revoked_exactly(h.backend, expected)

@@ -148,21 +148,44 @@ def statuses(report: Report) -> dict[tuple[str, str], str]:
     return {(a.cluster_id, a.account_name): a.status.value for a in report.reconciliation.actions}
 
 
-def test_reconciliation_revokes_deleted_orphans_only_by_default(make_harness: Any) -> None:
+def test_reconciliation_by_default_revokes_deleted_and_retries_locked(make_harness: Any) -> None:
     h = make_harness(summary_world())
     report = summarize(h)
     assert statuses(report) == {
         ("c1", "alice"): "revoked",
         ("c2", "alice"): "revoked",
         ("c2", "old-ops"): "revoked",
+        ("c1", "carol"): "deferred",  # locked, used yesterday: ACK refuses the lock's Force=false
     }
     assert sorted((r.cluster_id, r.uid) for r in h.backend.revocations) == [
         ("c1", "2001"),
         ("c2", "2001"),
         ("c2", "3001"),
     ]
-    again = summarize(h)  # the next run finds nothing left to do
-    assert statuses(again) == {} and again.totals["orphaned"] == 1  # carol (locked) stays reported
+    # The lock's rules and Force: deletions with Force=true, the lock with Force=false.
+    assert {(c.cluster_id, c.uid, c.force) for c in h.backend.clean_calls} == {
+        ("c1", "2001", True),
+        ("c2", "2001", True),
+        ("c2", "3001", True),
+        ("c1", "2003", False),
+    }
+    again = summarize(h)  # the next run only tries the lock again
+    assert statuses(again) == {("c1", "carol"): "deferred"} and again.totals["orphaned"] == 1
+    decision = again.needs_decision
+    assert decision is not None and decision.deferred == 1 and not decision.ages_tracked
+    assert "KCGUARD_REPORT_BUCKET is not set" in decision.note and decision.shown
+
+
+def test_locks_left_alone_when_remediate_locked_is_off(make_harness: Any) -> None:
+    h = make_harness(summary_world())
+    report = summarize(h, remediate_locked=False)
+    assert ("c1", "carol") not in statuses(report)
+    assert not [c for c in h.backend.clean_calls if c.uid == "2003"]
+    decision = report.needs_decision
+    assert decision is not None and decision.locked_not_retried == 1 and decision.shown
+    digest = render_markdown(report)
+    assert digest.index("### Needs a decision (0)") < digest.index("### Reconciliation")
+    assert "1 kubeconfig of locked accounts is not retried: `KCGUARD_REMEDIATE_LOCKED` is false" in digest
 
 
 def test_reconciliation_locked_deferred_then_forced(make_harness: Any) -> None:

@@ -11,16 +11,21 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from kubeconfig_guard.inert import DIALECTS, MARKDOWN
 from kubeconfig_guard.results import ACTION_URGENCY, Action, ActionStatus
 from kubeconfig_guard.summary import charts
 from kubeconfig_guard.summary import html as html_module
+from kubeconfig_guard.summary.channels import base as channel_base
 from kubeconfig_guard.summary.charts import CLASS_COLORS, MAX_CHART_CLUSTERS
+from kubeconfig_guard.summary.deferrals import Ledger, LedgerEntry, needs_decision
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
+from kubeconfig_guard.summary.report import NeedsDecision, Report
 from support.reports import EVIL_NAME, build_report, empty_report
 
 # --- structure -----------------------------------------------------------------------------------
@@ -111,6 +116,114 @@ def test_html_and_digest_list_actions_in_the_one_urgency_order() -> None:
     ]
     rec.actions = actions[::-1]
     assert re.findall(r"who-([a-z-]+)", render_markdown(report)) == [s.value for s in ACTION_URGENCY]
+
+
+# --- "Needs a decision": the first section, in the page and in every dialect ----------------------
+
+HOSTILE_CLUSTER = "[Reset password](https://evil.example/login) <!channel> @all"
+
+
+def decision_report(*, names: tuple[str, str] = (EVIL_NAME, "dev-alice")) -> Report:
+    """``build_report()`` with two revocations ACK refused for 12 and 9 days (hostile names first)."""
+    report = build_report()
+    today = date(2026, 11, 26)
+    actions = [
+        Action(
+            region="cn-hangzhou",
+            cluster_id=cluster_id,
+            cluster_name=cluster_name,
+            uid=uid,
+            account_name=name,
+            account_type="RamUser",
+            account_state="InActive",
+            status=ActionStatus.DEFERRED,
+            reason="ACK refused a Force=false revocation",
+        )
+        for cluster_id, cluster_name, uid, name in (
+            ("c-blind-01", HOSTILE_CLUSTER, "276543218765432", names[0]),
+            ("c-busy-02", "prod-busy", "276543218765433", names[1]),
+        )
+    ]
+    ledger = Ledger(
+        True,
+        {
+            ("c-blind-01", "276543218765432"): LedgerEntry(
+                region="cn-hangzhou",
+                cluster_id="c-blind-01",
+                uid="276543218765432",
+                since=today - timedelta(days=12),
+                last=today,
+            ),
+            ("c-busy-02", "276543218765433"): LedgerEntry(
+                region="cn-hangzhou",
+                cluster_id="c-busy-02",
+                uid="276543218765433",
+                since=today - timedelta(days=9),
+                last=today,
+            ),
+        },
+    )
+    report.needs_decision = needs_decision(
+        ledger, actions, today=today, after_days=8, locked_not_retried=3, limit=200
+    )
+    return report
+
+
+def test_needs_decision_is_the_first_section_of_the_page() -> None:
+    report = decision_report()
+    page = render_html(report)
+    assert page.index('id="decisions"') < page.index('class="cards"') < page.index('id="charts"')
+    assert "2 revocations need a decision" in page and "3 locked account kubeconfigs not retried" in page
+    assert (
+        "<code>aliyun cs DELETE /cluster/c-blind-01/user/276543218765432/permissions --Force true</code>"
+        in page
+    )
+    assert ">12</td>" in page and "2026-11-14" in page and "KCGUARD_REMEDIATE_LOCKED" in page
+    # Names stay text; the page still links nowhere and loads nothing.
+    assert EVIL_NAME not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;co" in page
+    assert not EXTERNAL_REF.search(page) and '<a href="h' not in page
+    urls = set(re.findall(r"https?://[^\s\"'<>]+", page)) - {"http://www.w3.org/2000/svg"}
+    assert all(u.startswith("https://evil.example/login") for u in urls), urls  # the hostile name, as text
+
+
+def test_needs_decision_is_the_first_section_in_every_dialect() -> None:
+    report = decision_report()
+    for dialect in DIALECTS:
+        text = render_markdown(report, dialect=dialect, report_url="https://reports.example.com/r.html")
+        head = text.index("Needs a decision (2)")
+        assert head < text.index("Reconciliation") < text.index("Orphaned"), dialect.name
+        section = text[head : text.index("Reconciliation")]
+        assert "KCGUARD_FORCE_ON_LOCK=true" in section and "Cluster Auditing" in section
+        assert (
+            "(12 days)" in section and "(9 days)" in section and "3 kubeconfigs of locked accounts" in section
+        )
+        assert "/cluster/c-blind-01/user/276543218765432/permissions --Force true" in section
+        assert section.index("12 days") < section.index("9 days")  # most overdue first
+        # The hostile names are inert: no link, mention, HTML or URL comes from them.
+        assert "](https://evil" not in section and "https://" not in section, dialect.name
+        if dialect is MARKDOWN:  # CommonMark: escaped text, the exact name in a code span
+            assert "`<script>alert('x')</script>&co`" in section
+            assert "\\[Reset password\\](https\\://evil.example/login) \\<!channel> @all" in section
+        else:  # chat: look-alikes, no mention, no domain
+            assert "<script" not in section and "<!channel>" not in section and "@all" not in section
+            assert "evil.example" not in section and "［Reset password］" in section, dialect.name
+
+
+def test_chat_title_and_fitting_keep_the_decision_first() -> None:
+    report = decision_report(names=("carol", "dave"))
+    assert channel_base.title(report).startswith("kubeconfig-guard 2026-11-26: 2 need a decision, ")
+    text, truncated = channel_base.fit_digest(report, None, channel_base.utf8_within(2_000))
+    assert truncated and "Needs a decision (2)" in text
+    assert text.index("Needs a decision") < text.index("Reconciliation")
+    assert report.needs_attention
+
+
+def test_no_section_when_nothing_needs_a_decision() -> None:
+    report = build_report()
+    assert report.needs_decision is None
+    assert "Needs a decision" not in render_markdown(report) and 'id="decisions"' not in render_html(report)
+    report.needs_decision = NeedsDecision(after_days=8, ages_tracked=True)
+    assert not report.needs_decision.shown and "Needs a decision" not in render_markdown(report)
 
 
 def test_truncation_notes() -> None:

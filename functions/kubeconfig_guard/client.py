@@ -2,10 +2,19 @@
 
 One client per process: one keep-alive connection pool (``httpwire.Pool``), one global
 concurrency cap, one adaptive request-rate limiter, retries with exponential back-off
-and full jitter on throttling, 5xx, timeouts and connection errors. A 4xx business
-error is never retried. The fake ACK plugs in as an httpx transport (``transport=``),
-and a proxy from the environment is used through httpx; httpx is imported only then.
-Answers are validated by pydantic-core straight from the response bytes.
+and full jitter on throttling, 5xx, timeouts, connection errors and answers that fit no
+documented shape. A 4xx business error is never retried. The fake ACK plugs in as an httpx
+transport (``transport=``), and a proxy from the environment is used through httpx; httpx is
+imported only then.
+
+Every answer is checked against the API docs inside the retry loop, whatever its HTTP status:
+a body carrying an error code (``code``/``Code``) is an error with that code; a listing must be
+a JSON object with its items array and page object (validated by pydantic-core straight from
+the response bytes); CleanClusterUserPermissions' documented answer is ``{}`` (any JSON object
+without an error code). An answer that fits none is ``InvalidResponse.Empty``,
+``InvalidResponse.NotJson`` or ``InvalidResponse.Shape``: transient, so retried. Every field of
+an answer is read defensively: the code, message and request id only as short redacted text
+(``errors.AckApiError``); values of another type are ignored.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ import math
 import os
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from . import __version__, httpwire, signing
 from .api import (
@@ -40,6 +50,7 @@ from .api import (
 from .credentials import CredentialsProvider
 from .errors import AckApiError, KcguardError
 from .models import (
+    ApiAnswer,
     Cluster,
     DescribeClustersV1Response,
     KubeconfigState,
@@ -75,7 +86,8 @@ if TYPE_CHECKING:
 BASE_HEADERS = {"accept": "application/json", "user-agent": f"kubeconfig-guard/{__version__}"}
 BACKOFF_MULTIPLIER = 0.2  # seconds: the n-th retry waits uniform(0, min(max, 0.2 * 2**(n-1)))
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=ApiAnswer)
+T = TypeVar("T")
 
 
 @dataclass
@@ -198,7 +210,9 @@ class AckClient:
                 CLUSTERS_PAGING.number_param: str(page),
                 CLUSTERS_PAGING.size_param: str(size),
             }
-            resp = _parse(DescribeClustersV1Response, await self._call(op, region, {}, query), op)
+            resp = await self._call(
+                op, region, {}, query, lambda answer: _parse(DescribeClustersV1Response, answer, op)
+            )
             info, given, count = resp.page_info, resp.page_info.model_fields_set, len(resp.clusters)
             total = info.total_count if "total_count" in given else None
             if "page_number" in given and info.page_number != page:
@@ -247,10 +261,12 @@ class AckClient:
         """One page; odd metadata (echo, negative total) and a total over the cap fail the listing."""
         op = LIST_CLUSTER_KUBECONFIG_STATES
         query = {STATES_PAGING.number_param: str(page), STATES_PAGING.size_param: str(STATES_PAGE_SIZE)}
-        resp = _parse(
-            ListClusterKubeconfigStatesResponse,
-            await self._call(op, region, {"ClusterId": cluster_id}, query),
+        resp = await self._call(
             op,
+            region,
+            {"ClusterId": cluster_id},
+            query,
+            lambda answer: _parse(ListClusterKubeconfigStatesResponse, answer, op),
         )
         info, given, count = resp.page, resp.page.model_fields_set, len(resp.states)
         problem = None
@@ -369,39 +385,40 @@ class AckClient:
         return states, stable, problem
 
     async def clean_user_permissions(self, region: str, cluster_id: str, uid: str, *, force: bool) -> None:
-        """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster."""
+        """Revoke every kubeconfig and RBAC binding of ``uid`` on the cluster.
+
+        Returns only on the documented answer (a JSON object without an error code); an empty or
+        non-object body is no confirmed revocation (``InvalidResponse.*``, transient).
+        """
         op = CLEAN_CLUSTER_USER_PERMISSIONS
-        body = await self._call(
+        await self._call(
             op,
             region,
             {"ClusterId": cluster_id, "Uid": uid},
             {CLEAN_FORCE_PARAM: "true" if force else "false"},
+            lambda answer: _check_clean_answer(answer, op),
         )
-        if body.strip():
-            try:
-                json.loads(body)
-            except ValueError:
-                raise AckApiError(
-                    status=200,
-                    code="InvalidResponse",
-                    message="the response body is not JSON",
-                    operation=op.name,
-                ) from None
 
     # --- wire -----------------------------------------------------------------------
 
     async def _call(
-        self, op: Operation, region: str, path_params: dict[str, str], query: dict[str, str]
-    ) -> bytes:
-        """The body of a successful answer. Transient errors are retried (``max_attempts`` in all),
-        the n-th retry after uniform(0, min(backoff_max, 0.2 s x 2^(n-1))); other errors raise."""
+        self,
+        op: Operation,
+        region: str,
+        path_params: dict[str, str],
+        query: dict[str, str],
+        parse: Callable[[httpwire.Answer], T],
+    ) -> T:
+        """A 2xx answer as ``parse`` reads it. Transient errors (``parse``'s included) are retried
+        (``max_attempts`` in all), the n-th retry after uniform(0, min(backoff_max, 0.2 s x
+        2^(n-1))); other errors raise."""
         attempt = 1
         while True:
             try:
                 async with self._concurrency:
                     # The rate slot is taken inside the cap, so a decrease reaches every waiter.
                     await self.rate_limiter.acquire()
-                    return await self._send_once(op, region, path_params, query)
+                    return await self._send_once(op, region, path_params, query, parse)
             except AckApiError as error:
                 if not error.transient or attempt >= self.settings.max_attempts:
                     raise
@@ -412,8 +429,13 @@ class AckClient:
                 attempt += 1
 
     async def _send_once(
-        self, op: Operation, region: str, path_params: dict[str, str], query: dict[str, str]
-    ) -> bytes:
+        self,
+        op: Operation,
+        region: str,
+        path_params: dict[str, str],
+        query: dict[str, str],
+        parse: Callable[[httpwire.Answer], T],
+    ) -> T:
         origin = endpoint_url(region, self.settings.cs_endpoint)
         path = signing.encode_path(op.path, **path_params)
         creds = await self._credentials.get()
@@ -448,33 +470,31 @@ class AckClient:
         except httpwire.TransportError as exc:
             self.stats.transport_errors += 1
             self.rate_limiter.on_failure()  # a reset or a timeout: retried, never lowers the rate
+            if exc.kind == httpwire.BODY_TOO_LARGE:
+                # Over httpwire.MAX_BODY_BYTES: an answer that fits no documented shape (errors.py:
+                # invalid-response, retried a bounded number of times; a Clean is then confirmed by a listing).
+                raise AckApiError(
+                    status=exc.status if 0 < exc.status < 500 else 200,
+                    code="InvalidResponse.TooLarge",
+                    message=str(exc),
+                    operation=op.name,
+                ) from None
             raise AckApiError(
                 status=0,
                 code="Transport.Timeout" if exc.timeout else "Transport.Error",
                 message=exc.kind,
                 operation=op.name,
             ) from None
-        return self._decode(op, answer)
-
-    def _decode(self, op: Operation, answer: httpwire.Answer) -> bytes:
-        """The body of a 2xx answer (parsed by ``_parse``); any other answer raises its error."""
-        if 200 <= answer.status < 300:
-            self.rate_limiter.on_success()
-            return answer.content
         try:
-            body = json.loads(answer.content) if answer.content.strip() else {}
-        except ValueError:
-            body = None
-        fields = body if isinstance(body, dict) else {}
-        error = AckApiError(
-            status=answer.status,
-            code=str(fields.get("code") or fields.get("Code") or f"HTTP{answer.status}"),
-            message=str(fields.get("message") or fields.get("Message") or answer.reason)[:500],
-            request_id=fields.get("requestId")
-            or fields.get("RequestId")
-            or answer.headers.get("x-acs-request-id"),
-            operation=op.name,
-        )
+            result = parse(self._decode(op, answer))
+        except AckApiError as error:
+            self._count(error)
+            raise
+        self.rate_limiter.on_success()
+        return result
+
+    def _count(self, error: AckApiError) -> None:
+        """Tell the statistics and the rate limiter about an answer that was an error."""
         if error.throttled:
             self.stats.throttled += 1
             self.rate_limiter.on_throttled()
@@ -482,16 +502,147 @@ class AckClient:
             if error.status >= 500:
                 self.stats.server_errors += 1
             self.rate_limiter.on_failure()
-        raise error
+
+    @staticmethod
+    def _decode(op: Operation, answer: httpwire.Answer) -> httpwire.Answer:
+        """A 2xx answer (read by the operation's parser); any other answer raises its error."""
+        if 200 <= answer.status < 300:
+            return answer
+        raise _answer_error(answer, _json_object(answer.content) or {}, op)
 
 
-def _parse(model: type[M], body: bytes, op: Operation) -> M:
-    """The model validated by pydantic-core straight from the JSON bytes (an empty body: the defaults)."""
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (empty, not JSON, nested too deep, or not an object)."""
+    if not body.strip():
+        return None
     try:
-        return model.model_validate_json(body) if body.strip() else model.model_validate({})
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text_field(fields: Mapping[str, Any], *names: str) -> str | None:
+    """The first of ``names`` whose value is a non-blank string; values of other types are ignored."""
+    for name in names:
+        value = fields.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _carried_code(fields: Mapping[str, Any]) -> Any:
+    """The error code a JSON object carries (``code`` or ``Code``, not null or ""), raw; else None."""
+    for name in ("code", "Code"):
+        value = fields.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _answer_error(
+    answer: httpwire.Answer, fields: Mapping[str, Any], op: Operation, *, code: str | None = None
+) -> AckApiError:
+    """The error an answer carries: its code (``HTTP{status}`` without one), message and request id.
+
+    Only string fields are read (a number, list or object in their place is ignored); the error
+    keeps them as short redacted text.
+    """
+    return AckApiError(
+        status=answer.status,
+        code=code or _text_field(fields, "code", "Code") or f"HTTP{answer.status}",
+        message=_text_field(fields, "message", "Message") or answer.reason or "(no message)",
+        request_id=_text_field(fields, "requestId", "RequestId", "request_id")
+        or answer.headers.get("x-acs-request-id"),
+        operation=op.name,
+    )
+
+
+def _invalid(answer: httpwire.Answer, op: Operation, code: str, message: str) -> AckApiError:
+    """An answer that fits no documented shape (``InvalidResponse.*``: transient)."""
+    return AckApiError(
+        status=answer.status,
+        code=code,
+        message=message,
+        request_id=answer.headers.get("x-acs-request-id"),
+        operation=op.name,
+    )
+
+
+def _carried_error(answer: httpwire.Answer, fields: Mapping[str, Any], op: Operation) -> AckApiError:
+    """A 2xx answer carrying an error code: an error with that code (``InvalidResponse.Shape`` for a
+    code that is not text)."""
+    carried = _carried_code(fields)
+    if not isinstance(carried, str):
+        return _invalid(
+            answer,
+            op,
+            "InvalidResponse.Shape",
+            f"the answer carries an error code that is not text (a JSON {type(carried).__name__})",
+        )
+    return _answer_error(answer, fields, op, code=carried)
+
+
+def _parse(model: type[M], answer: httpwire.Answer, op: Operation) -> M:
+    """A listing answer validated by pydantic-core straight from the JSON bytes.
+
+    Raises ``InvalidResponse.Empty`` (no body), ``InvalidResponse.NotJson``,
+    ``InvalidResponse.Shape`` (not the documented object, items array and page object), or the
+    error the answer carries (``code``/``Code``), whatever its HTTP status.
+    """
+    body = answer.content
+    if not body.strip():
+        raise _invalid(answer, op, "InvalidResponse.Empty", "the answer has an empty body: not listed")
+    try:
+        resp = model.model_validate_json(body)
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)):
-            message = "the response body is not JSON"
-        else:
-            message = f"unexpected response shape: {exc.error_count()} validation errors"
-        raise AckApiError(status=200, code="InvalidResponse", message=message, operation=op.name) from None
+        fields = _json_object(body)
+        if fields is not None and _carried_code(fields) is not None:
+            raise _carried_error(answer, fields, op) from None
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise _invalid(
+                answer, op, "InvalidResponse.NotJson", "the answer is not JSON: not listed"
+            ) from None
+        where = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'the answer'}: {e['type']}" for e in errors[:3]
+        )
+        raise _invalid(
+            answer,
+            op,
+            "InvalidResponse.Shape",
+            f"the answer does not have the documented shape ({exc.error_count()} problems: {where}): "
+            "not listed",
+        ) from None
+    if resp.carried_code is not None:
+        raise _carried_error(answer, _json_object(body) or {}, op)
+    return resp
+
+
+def _check_clean_answer(answer: httpwire.Answer, op: Operation) -> None:
+    """CleanClusterUserPermissions' documented answer is ``{}`` (a JSON object; extra keys such as
+    a request id are fine). An error code in it, or any other body, is no confirmed revocation."""
+    body = answer.content
+    if not body.strip():
+        raise _invalid(
+            answer,
+            op,
+            "InvalidResponse.Empty",
+            "the answer has an empty body: the revocation is not confirmed",
+        )
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _invalid(
+            answer, op, "InvalidResponse.NotJson", "the answer is not JSON: the revocation is not confirmed"
+        ) from None
+    if not isinstance(value, dict):
+        raise _invalid(
+            answer,
+            op,
+            "InvalidResponse.Shape",
+            f"the answer is a JSON {type(value).__name__}, not the documented object: "
+            "the revocation is not confirmed",
+        )
+    if _carried_code(value) is not None:
+        raise _carried_error(answer, value, op)

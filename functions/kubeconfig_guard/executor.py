@@ -1,8 +1,10 @@
 """Carry out a plan: one CleanClusterUserPermissions call per (cluster, uid).
 
-Maps every API answer to an action status. With ``Force=false`` ACK refuses while
-the kubeconfig was used in the last 7 days or its access records cannot be read:
-that is ``deferred`` (the daily summary or a later event retries), not a failure.
+Maps every API answer to an action status through the one classification of error codes
+(``errors.ERROR_FAMILIES``). With ``Force=false`` ACK refuses while the kubeconfig was used in
+the last 7 days or its access records cannot be read: ACK publishes no code for that refusal,
+so only a 4xx code outside every family of common client errors is taken for it and is
+``deferred`` (the daily summary or a later event retries), with the raw code.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 
 from .client import AckClient
 from .deadline import Deadline, run_until
-from .errors import AckApiError
+from .errors import AckApiError, ErrorCategory
 from .inventory import Inventory
 from .logs import log_action
 from .plan import Candidate, Revocation, action_for
@@ -20,49 +22,55 @@ from .results import DEADLINE_CODE, Action, ActionStatus
 
 log = logging.getLogger("kubeconfig_guard.executor")
 
-# ACK refuses these outright; retrying or forcing cannot help.
-REFUSED_IDENTITY_CODES = {
-    "ErrorRootAccountNotAllowed": "ACK refuses to revoke the root account",
-    "ErrorSelfRevokeNotAllowed": "ACK refuses to revoke the identity that calls it (kubeconfig-guard's own)",
-}
-
 
 def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retry_by: str) -> Action:
     """The action for a Clean that ACK answered with an error (the mapping README.md lists).
 
-    404: skipped (the cluster is gone). Root/self refusals: skipped. Authentication,
-    authorization and parameter errors: failed with the code, never deferred (a missing RAM
-    action must surface). Throttling, 5xx and transport errors: failed, retried. Any other 4xx
-    of a ``Force=false`` call: deferred (ACK refused: recent access or unreadable audit log).
+    ``ErrorClusterNotFound``: skipped (the cluster is gone); no other code or 404 says so.
+    Authentication, authorization and the other common client
+    errors (signature, timestamp, nonce, token, version, action, method, parameter,
+    entity-not-exist) and error answers without an ACK code: failed with the code, never
+    deferred (a missing RAM action must surface). Throttling, 5xx, transport errors and answers
+    that fit no documented shape: failed, retried. An unclassified 4xx code of a ``Force=false``
+    call: deferred (ACK's refusal: recent access or unreadable audit log), with the raw code.
     """
     extra = {"force": force, "error_code": error.code, "request_id": error.request_id}
-    if error.not_found:
+    category = error.category
+    message = redact(error.message)
+    retry = f"retried by {retry_by}" if error.transient else "not retryable"
+    if category is ErrorCategory.CLUSTER_GONE:
         return action_for(
-            candidate, ActionStatus.SKIPPED, "the cluster no longer exists: nothing left to revoke", **extra
+            candidate,
+            ActionStatus.SKIPPED,
+            f"the cluster no longer exists ({error.code}): nothing left to revoke",
+            **extra,
         )
-    if error.code in REFUSED_IDENTITY_CODES:
-        return action_for(candidate, ActionStatus.SKIPPED, REFUSED_IDENTITY_CODES[error.code], **extra)
-    if error.unauthorized or error.bad_parameter:
-        what = "not authorized" if error.unauthorized else "rejected as invalid"
+    if category in (ErrorCategory.AUTH, ErrorCategory.REQUEST):
+        what = "not authorized" if category is ErrorCategory.AUTH else "rejected as invalid"
         return action_for(
             candidate,
             ActionStatus.FAILED,
-            f"{error.code}: the Clean call was {what}: {redact(error.message)} (check the function role's "
-            "policy and credentials; not retryable)",
+            f"{error.code}: the Clean call was {what} ({error.family.name}): {message} (check the function "
+            f"role's policy, its credentials and the endpoint; {retry})",
             **extra,
         )
-    if not error.transient and not force and 400 <= error.status < 500:
+    if category is ErrorCategory.NOT_ACK:
+        return action_for(
+            candidate,
+            ActionStatus.FAILED,
+            f"{error.code}: an error answer without an ACK error code (a proxy or gateway answered?): "
+            f"{message} (check KCGUARD_CS_ENDPOINT and any proxy; {retry})",
+            **extra,
+        )
+    if error.deferrable(force):
         return action_for(
             candidate,
             ActionStatus.DEFERRED,
-            f"ACK refused a Force=false revocation: {redact(error.message)} (recent access within 7 days, or "
-            "access records unreadable); retried by the daily summary",
+            f"ACK refused a Force=false revocation ({error.code}): {message} (recent access within 7 days, "
+            "or access records unreadable); retried by the daily summary",
             **extra,
         )
-    retry = f"retried by {retry_by}" if error.transient else "not retryable"
-    return action_for(
-        candidate, ActionStatus.FAILED, f"{error.code}: {redact(error.message)} ({retry})", **extra
-    )
+    return action_for(candidate, ActionStatus.FAILED, f"{error.code}: {message} ({retry})", **extra)
 
 
 async def _revoke_one(
@@ -82,11 +90,14 @@ async def _revoke_one(
     except AckApiError as error:
         if inventory is not None:  # the outcome is uncertain: list afresh next time
             inventory.invalidate_cluster(cluster_id)
-        if error.transient and await _confirmed_revoked(client, candidate):
+        # An outcome that is unknown (no answer, a 5xx, throttling, an answer that fits no documented
+        # shape): a fresh listing decides. A 2xx answer carrying an error code is ACK saying no.
+        if error.may_have_landed and await _confirmed_revoked(client, candidate):
             return action_for(
                 candidate,
                 ActionStatus.REVOKED,
-                "kubeconfigs revoked (the API's answer was lost; a fresh listing confirms it)",
+                "kubeconfigs revoked (the API's answer was lost or did not fit its documented shape; a fresh "
+                "listing confirms it)",
                 force=force,
                 error_code=error.code,
                 request_id=error.request_id,

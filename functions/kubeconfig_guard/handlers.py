@@ -63,7 +63,10 @@ def handle_event(
     mode = runtime.settings.mode
     guard = Guard.of(runtime.settings, context)
 
-    items = [admit(p, guard) if isinstance(p, RevocationRequest) else p for p in parse_event(event, runtime.settings.event_format)]
+    items = [
+        admit(p, guard) if isinstance(p, RevocationRequest) else p
+        for p in parse_event(event, runtime.settings.event_format)
+    ]
     requests = [item for item in items if isinstance(item, RevocationRequest)]
     crashed = False
     revoked: list[RevocationResult] = []

@@ -11,9 +11,9 @@ a state read after its invocation started. Candidates are found on a shared list
 ``ttl`` old); a cluster where the principal has candidates is read again when that listing
 started before the invocation. No other time (an event's publish time, which a late, retried
 or crafted event sets in the past) moves that bound.
-When a burst makes many events refresh the same cluster, the refresh waits until a moment
-after the event arrived (``COALESCE_SECONDS``) so they all share it; a refresh asked for later
-than that (a cluster that waited for a listing slot) starts at once.
+When several invocations run on one instance at once (a burst), a re-read one of them starts
+waits until a moment after that invocation started (``COALESCE_SECONDS``) so the others share
+it; one asked for later than that (a cluster that waited for a listing slot) starts at once.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from .models import Cluster, KubeconfigState
 
 T = TypeVar("T")
 
-# A refresh forced by a burst starts no earlier than this long after its event arrived, so
-# events arriving meanwhile share it.
+# In a burst (several invocations on one instance), a re-read an invocation starts waits until
+# this long after the invocation started, so the events arriving meanwhile share it.
 COALESCE_SECONDS = 0.25
 
 
@@ -118,16 +118,14 @@ class Inventory:
         return await self._clusters.get(region, not_before, lambda: self.client.describe_clusters(region))
 
     async def states(
-        self, region: str, cluster_id: str, not_before: float, *, coalesce: bool = False
+        self, region: str, cluster_id: str, not_before: float, *, start_after: float | None = None
     ) -> Listing[list[KubeconfigState]]:
         """A cluster's states, listed no earlier than ``not_before``.
 
-        ``coalesce``: when a new listing is needed, start it no earlier than ``not_before +
-        COALESCE_SECONDS`` (``not_before`` is the event's arrival), so the other events of a
-        burst that arrive meanwhile share it. The wait is counted from the arrival, not from
-        the request: clusters listed one batch after another pay it once, not once per batch.
+        ``start_after``: when a new listing is needed, start it no earlier than this (a burst:
+        the other events arriving meanwhile share it).
         """
-        delay = max(0.0, not_before + COALESCE_SECONDS - self._clock()) if coalesce else 0.0
+        delay = max(0.0, start_after - self._clock()) if start_after is not None else 0.0
         return await self._states.get(
             cluster_id, not_before, lambda: self.client.list_kubeconfig_states(region, cluster_id), delay
         )
@@ -146,12 +144,17 @@ class Inventory:
         A shared listing (started within ``ttl`` before the invocation) is enough to find that
         nothing there is ``relevant``; when something is and that listing started before the
         invocation, the cluster is listed afresh and the decision is made on that read only.
-        ``coalesce`` (other invocations are running on this instance: a burst) lets the refresh
-        wait for the events arriving with this one (``states``).
+        ``coalesce`` (other invocations are running on this instance: a burst): a listing this
+        invocation starts waits until ``COALESCE_SECONDS`` after the invocation started, counted
+        from its start, not from the request (clusters listed batch after batch pay it once), so
+        the events arriving meanwhile share it instead of reading it again.
         """
-        listing = await self.states(region, cluster_id, invocation_started - self.ttl)
+        start_after = invocation_started + COALESCE_SECONDS if coalesce else None
+        listing = await self.states(
+            region, cluster_id, invocation_started - self.ttl, start_after=start_after
+        )
         if listing.started_at < invocation_started and any(relevant(s) for s in listing.value):
-            listing = await self.states(region, cluster_id, invocation_started, coalesce=coalesce)
+            listing = await self.states(region, cluster_id, invocation_started, start_after=start_after)
         return listing
 
     def invalidate_cluster(self, cluster_id: str) -> None:

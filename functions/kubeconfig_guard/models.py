@@ -10,6 +10,12 @@ The client validates answers with ``model_validate_json`` straight from the resp
 bytes. Only the fields declared here are read; anything else in an answer is skipped
 (``extra="ignore"``), so a listing of tens of thousands of states builds no more than
 the code uses (the display name, free text that decides nothing, is not kept).
+
+A listing answer must have the documented shape: a JSON object with its items array
+(``clusters`` / ``states``) and its page object (``page_info`` / ``page``), of those types;
+neither has a default, so an empty object or an error document served with HTTP 200 is not
+taken for an empty listing. An error code in an answer (``code`` / ``Code``) is read, so that
+the client can raise it whatever the HTTP status.
 """
 
 from __future__ import annotations
@@ -59,6 +65,21 @@ class _ApiModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
+class ApiAnswer(_ApiModel):
+    """A whole answer: the error code it may carry (``code`` or ``Code``), raw (any JSON value)."""
+
+    error_code: Any = Field(None, alias="code")
+    error_code_pascal: Any = Field(None, alias="Code")
+
+    @property
+    def carried_code(self) -> Any:
+        """The error code the answer carries: the first of ``code``/``Code`` that is not null or ""."""
+        for value in (self.error_code, self.error_code_pascal):
+            if value is not None and value != "":
+                return value
+        return None
+
+
 # --- DescribeClustersV1 (GET /api/v1/clusters) -------------------------------------------
 
 
@@ -95,9 +116,9 @@ class PageInfo(_ApiModel):
     total_count: int = 0
 
 
-class DescribeClustersV1Response(_ApiModel):
-    clusters: list[Cluster] = Field(default_factory=list)
-    page_info: PageInfo = Field(default_factory=PageInfo)
+class DescribeClustersV1Response(ApiAnswer):
+    clusters: list[Cluster]  # required: the documented shape
+    page_info: PageInfo
 
 
 # --- ListClusterKubeconfigStates (GET /clusters/{ClusterId}/kubeconfig/states) -------------
@@ -119,9 +140,9 @@ class StatesPage(_ApiModel):
     total_count: int = 0
 
 
-class ListClusterKubeconfigStatesResponse(_ApiModel):
-    states: list[KubeconfigState] = Field(default_factory=list)
-    page: StatesPage = Field(default_factory=StatesPage)
+class ListClusterKubeconfigStatesResponse(ApiAnswer):
+    states: list[KubeconfigState]  # required: the documented shape
+    page: StatesPage
 
 
 # Cluster states in which the cluster has no working API server: never listed or cleaned.

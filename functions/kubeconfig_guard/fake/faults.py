@@ -6,6 +6,7 @@ Configure per operation (or a default for all operations)::
     backend.faults.set("CleanClusterUserPermissions", FaultSpec(reset_rate=1.0))
     backend.faults.set("ListClusterKubeconfigStates", FaultSpec(rate_limit_rps=50, burst=10))
     backend.faults.set("DescribeClustersV1", FaultSpec(page_repeat_first=True, page_total_count=10**9))
+    backend.faults.set("CleanClusterUserPermissions", FaultSpec(answer_status=200, answer_body=""))
 
 Every fault but "reset" is decided before the operation runs; a reset with
 ``reset_after_apply=True`` (the default) happens after the operation was applied:
@@ -50,6 +51,18 @@ class FaultSpec:
     - ``page_repeat_first``: every page number is answered with the first page's items.
     - ``page_empty``: every page is answered with no items (the metadata is kept).
     - ``page_number_echo``: the metadata echoes this ``page_number`` whatever was asked.
+
+    Canned answers (an answer that is not ACK's documented one: a 200 with an error body, an
+    empty body, a proxy's HTML page, an error whose ``requestId`` is an object):
+
+    - ``answer_status`` / ``answer_body`` / ``answer_content_type``: answer this status and body
+      (text, sent as UTF-8; JSON-serializable like every field) instead of the operation's (off
+      while ``answer_status`` is None).
+    - ``answer_after_apply``: run the operation first, then answer the canned answer instead of
+      its own (the write happened; the client gets the odd answer). An operation that fails
+      answers its own error.
+    - ``answer_limit``: answer the canned answer to at most this many requests of the operation
+      (None: every one); the count restarts when a spec is set.
     """
 
     latency_seconds: float = 0.0
@@ -67,6 +80,11 @@ class FaultSpec:
     page_repeat_first: bool = False
     page_empty: bool = False
     page_number_echo: int | None = None
+    answer_status: int | None = None
+    answer_body: str = ""
+    answer_content_type: str = "application/json;charset=utf-8"
+    answer_after_apply: bool = False
+    answer_limit: int | None = None
 
 
 NO_FAULTS = FaultSpec()
@@ -87,6 +105,11 @@ class FaultDecision:
     page_repeat_first: bool = False
     page_empty: bool = False
     page_number_echo: int | None = None
+    # A canned answer the wire layer serves instead of the operation's (see FaultSpec).
+    answer_status: int | None = None
+    answer_body: str = ""
+    answer_content_type: str = ""
+    answer_after_apply: bool = False
 
 
 NO_DECISION = FaultDecision()
@@ -115,7 +138,8 @@ FaultObserver = Callable[[str, FaultDecision], None]
 class FaultInjector:
     """Per-operation fault specs, a seeded random source, token buckets and fault counters.
 
-    ``counts`` keys: ``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``.
+    ``counts`` keys: ``throttled``, ``error_5xx``, ``hang``, ``slow``, ``reset``, ``latency``,
+    ``answer`` (canned answers).
     ``observers``: callables ``(operation, decision)`` told every request's decision, faults or
     not (the benchmark's timeline of served and throttled requests); they must be quick.
     """
@@ -124,6 +148,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._specs: dict[str | None, FaultSpec] = {}
         self._buckets: dict[str, _TokenBucket] = {}
+        self._answered: Counter[str] = Counter()  # canned answers per operation, for answer_limit
         self._random = random.Random(seed)
         self.counts: Counter[str] = Counter()
         self.observers: list[FaultObserver] = []
@@ -136,12 +161,14 @@ class FaultInjector:
             else:
                 self._specs[operation] = spec
             self._buckets.clear()
+            self._answered.clear()
 
     def clear(self) -> None:
         """Remove every spec (counters are kept)."""
         with self._lock:
             self._specs.clear()
             self._buckets.clear()
+            self._answered.clear()
 
     def reseed(self, seed: int) -> None:
         with self._lock:
@@ -175,6 +202,18 @@ class FaultInjector:
                 page_empty=spec.page_empty,
                 page_number_echo=spec.page_number_echo,
             )
+            if spec.answer_status is not None and (
+                spec.answer_limit is None or self._answered[operation] < spec.answer_limit
+            ):
+                self._answered[operation] += 1
+                self.counts["answer"] += 1
+                return replace(
+                    base,
+                    answer_status=spec.answer_status,
+                    answer_body=spec.answer_body,
+                    answer_content_type=spec.answer_content_type,
+                    answer_after_apply=spec.answer_after_apply,
+                )
             if spec.rate_limit_rps is not None:
                 bucket = self._buckets.get(operation)
                 if bucket is None:

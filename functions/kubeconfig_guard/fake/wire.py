@@ -211,6 +211,13 @@ def _json_response(
     return WireResponse(status, headers, body, fault, operation)
 
 
+def _canned_response(fault: FaultDecision, request_id: str, operation: str) -> WireResponse:
+    """The fault's canned answer (``FaultSpec.answer_*``), with the request id header."""
+    assert fault.answer_status is not None
+    headers = {"content-type": fault.answer_content_type, "x-acs-request-id": request_id}
+    return WireResponse(fault.answer_status, headers, fault.answer_body.encode("utf-8"), fault, operation)
+
+
 def error_response(
     status: int,
     code: str,
@@ -374,6 +381,8 @@ def handle(
         )
     if decision.kind == "hang" or (decision.kind == "reset" and not decision.reset_after_apply):
         return WireResponse(0, {"x-acs-request-id": request_id}, b"", decision, operation)
+    if decision.answer_status is not None and not decision.answer_after_apply:
+        return _canned_response(decision, request_id, operation)
 
     params = dict(query)
     params.update(path_params)
@@ -392,4 +401,6 @@ def handle(
         return error_response(
             exc.status, exc.code, exc.message, request_id=request_id, fault=decision, operation=operation
         )
+    if decision.answer_status is not None:  # answer_after_apply: the operation ran
+        return _canned_response(decision, request_id, operation)
     return _json_response(200, payload, request_id, decision, operation)

@@ -29,6 +29,7 @@ from .charts import (
     region_chart,
 )
 from .classify import CLASS_ORDER, parse_time
+from .deferrals import AUDIT_LOG_WHERE
 from .report import KubeconfigEntry, Report
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ def _expiring_sorted(items: list[KubeconfigEntry]) -> list[KubeconfigEntry]:
 def _attention(report: Report) -> list[str]:
     t = report.totals
     out: list[str] = []
+    decision = report.needs_decision
+    if decision is not None and (n := decision.total):
+        out.append(f"{n} revocation{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a decision")
+    if decision is not None and (n := decision.locked_not_retried):
+        out.append(f"{n} locked account kubeconfig{'s' if n != 1 else ''} not retried")
     if n := t.get("orphaned", 0):
         out.append(f"{n} orphaned kubeconfig{'s' if n != 1 else ''}")
     if n := t.get("root", 0):
@@ -128,6 +134,8 @@ def render_html(report: Report) -> str:
             status_colors=STATUS_COLORS,
             percent={c: (100.0 * n / total if total else 0.0) for c, n in report.totals.items()},
             attention=_attention(report),
+            decision=report.needs_decision if report.needs_decision and report.needs_decision.shown else None,
+            audit_log_where=AUDIT_LOG_WHERE,
             region_chart=region_chart(report),
             cluster_chart=cluster_chart(report),
             expiry_chart=expiry_chart(report),

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from ..inert import MARKDOWN, Dialect
 from ..results import ActionStatus
-from .report import EntryList, KubeconfigEntry, Report
+from .deferrals import AUDIT_LOG_WHERE
+from .report import DecisionItem, EntryList, KubeconfigEntry, NeedsDecision, Report
 
 
 def _who(e: KubeconfigEntry, d: Dialect) -> str:
@@ -60,6 +61,57 @@ def _section(
     return [*out, ""]
 
 
+def _decision(item: DecisionItem, d: Dialect) -> str:
+    who = (
+        f"{d.code(item.account_name or item.uid)} ({d.text(item.account_type.value)}, "
+        f"{d.text(item.account_state.value if item.account_state else '?')})"
+    )
+    since = item.since.isoformat() if item.since else "?"
+    command = d.code(item.command) if item.command else "(an id has unexpected characters: see report.json)"
+    return (
+        f"{who} on {_where(d, item.cluster_name, item.cluster_id, item.region)}: Force=false refused on every "
+        f"run since {d.text(since)} ({item.days} days) — by hand: {command}"
+    )
+
+
+def _needs_decision(
+    section: NeedsDecision | None, max_items: int, report_url: str | None, d: Dialect
+) -> list[str]:
+    """The first section: what waiting will not fix, with the fix. Only our words and counts are
+    outside ``d.text``/``d.code``; no link but the report's (ACK's documentation is in report.json)."""
+    if section is None or not section.shown:
+        return []
+    out = [d.heading(f"Needs a decision ({section.total})", 3)]
+    if section.total:
+        out.append(
+            d.quote(
+                f"ACK has refused these Force=false revocations for more than {section.after_days} days. Its "
+                "check looks 7 days back, so waiting will not help: each kubeconfig was used after the lock, "
+                "or ACK cannot read the cluster's audit log. Fix: set "
+                f"{d.code('KCGUARD_FORCE_ON_LOCK=true')} ({d.code('KCGUARD_FORCE_ON_DELETE=true')} for a "
+                "deleted account) and the next run revokes with Force=true, turn on the cluster's audit log "
+                f"({AUDIT_LOG_WHERE}), or revoke by hand with the command shown."
+            )
+        )
+        shown = section.items[:max_items]
+        out += [d.bullet(_decision(item, d)) for item in shown]
+        out += _more(len(shown), section.total, report_url, d)
+    if n := (section.deferred if not section.ages_tracked else 0):
+        refused = f"{n} revocation{'s were' if n != 1 else ' was'} refused today"
+        out.append(d.quote(f"{refused}; {d.text(section.note)}."))
+    elif section.note and section.total:
+        out.append(d.quote(f"{d.text(section.note)}."))
+    if n := section.locked_not_retried:
+        out.append(
+            d.quote(
+                f"{n} kubeconfig{'s' if n != 1 else ''} of locked accounts {'are' if n != 1 else 'is'} not "
+                f"retried: {d.code('KCGUARD_REMEDIATE_LOCKED')} is false, so a lock the event function "
+                f"deferred stays until you revoke it or set {d.code('KCGUARD_REMEDIATE_LOCKED=true')}."
+            )
+        )
+    return [*out, ""]
+
+
 def render_markdown(
     report: Report, *, max_items: int = 20, report_url: str | None = None, dialect: Dialect = MARKDOWN
 ) -> str:
@@ -76,7 +128,7 @@ def render_markdown(
         f"in {', '.join(d.text(r) for r in report.regions)} · mode {d.code(report.mode.value)}",
         "",
     ]
-    body: list[str] = []
+    body: list[str] = _needs_decision(report.needs_decision, max_items, report_url, d)
     if rec is not None and rec.enabled and rec.actions:
         n = {s: rec.counts.get(s.value, 0) for s in ActionStatus}
         body.append(

@@ -1,10 +1,11 @@
 """The daily summary as a pipeline that mirrors the event path.
 
-options -> scan (``scan.py``: every listing streamed into the report builder, which classifies,
-``classify.py``/``report.py``) -> reconcile (``reconcile.py``: the orphans, with the event path's
-rules) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``) -> deliver (``channels/``)
--> ``SummaryResult``. The handler (``handlers.summary_handler``) only adapts Function Compute to
-``summarize``.
+options -> the deferral ledger (``deferrals.py``, from the report bucket) -> scan (``scan.py``:
+every listing streamed into the report builder, which classifies, ``classify.py``/``report.py``)
+-> reconcile (``reconcile.py``: the orphans, with the event path's rules) -> what needs a decision
+(``deferrals.py``) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``: the reports and
+the ledger) -> deliver (``channels/``) -> ``SummaryResult``. The handler
+(``handlers.summary_handler``) only adapts Function Compute to ``summarize``.
 """
 
 from __future__ import annotations
@@ -18,21 +19,22 @@ from pydantic import BaseModel, Field
 
 from .. import logs
 from ..admission import guarded_account
-from ..credentials import from_fc_context
+from ..credentials import Credentials, from_fc_context
 from ..deadline import Deadline, function_timeout, invocation_deadline
 from ..engine import Engine
 from ..redaction import redact
 from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ActionStatus, ClusterIssue, Outcome
 from ..runtime import Runtime
-from ..settings import Mode
+from ..settings import Mode, Settings
 from .channels import Delivery, deliver_all
+from .deferrals import Ledger, needs_decision, no_bucket_note, utc_date
 from .html import render_html
 from .markdown import render_markdown
 from .options import OptionsError, SummaryOptions, parse_summary_event
 from .reconcile import reconcile
 from .report import Report, ReportBuilder
 from .scan import Progress, refused_region, scan, scope_regions
-from .storage import store_reports
+from .storage import JSON_CONTENT_TYPE, ReportBucket, StorageError, ledger_key, open_bucket, store_reports
 
 log = logging.getLogger("kubeconfig_guard.summary")
 
@@ -76,12 +78,23 @@ async def run_summary(
     deadline: Deadline | None = None,
     progress: Progress | None = None,
     account_id: str | None = None,
+    ledger: Ledger | None = None,
 ) -> Report:
-    """Scan, classify, reconcile into the report. Never silently omits a cluster."""
+    """Scan, classify, reconcile into the report. Never silently omits a cluster.
+
+    ``ledger``: the deferral ledger read from the report bucket, updated in place with this
+    run's refusals (``summarize`` writes it back); None: ages are not tracked in this run.
+    """
     started = time.monotonic()
     settings = engine.settings
     deadline = deadline or Deadline()
     now = now or datetime.now(timezone.utc)
+    if ledger is None:
+        ledger = Ledger.untracked(
+            no_bucket_note(ledger_key(settings))
+            if not (settings.report_bucket or "").strip()
+            else "deferral ages are not tracked in this run: the deferral ledger was not read"
+        )
     regions, refused = scope_regions(options.regions, settings.watched_regions())
     expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
     dry_run = settings.dry_run or bool(options.dry_run)
@@ -89,7 +102,7 @@ async def run_summary(
     scanned = await scan(
         engine, regions, builder, not_before=time.monotonic(), deadline=deadline, progress=progress
     )
-    reconciliation = await reconcile(
+    reconciled = await reconcile(
         engine,
         scanned.orphans,
         enabled=options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked),
@@ -99,17 +112,61 @@ async def run_summary(
     )
     issues: list[ClusterIssue] = [refused_region(r) for r in refused] + scanned.issues
     issues.sort(key=lambda c: (c.region, c.cluster_id))
+    today = utc_date(now)
+    if reconciled.attempted:  # ACK was asked: its refusals (and what no longer is one) count
+        ledger.settle(
+            reconciled.actions,
+            today=today,
+            regions=regions,
+            scanned=[c.cluster_id for c in builder.by_cluster],
+            issues=issues,
+        )
+    decision = needs_decision(
+        ledger,
+        reconciled.actions,
+        today=today,
+        after_days=settings.decision_after_days,
+        locked_not_retried=reconciled.locked_not_retried,
+        limit=settings.report_list_limit,
+    )
     return builder.build(
         generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        mode=reconciliation.mode,
+        mode=reconciled.reconciliation.mode,
         regions=regions,
         clusters_total=scanned.clusters_total,
         clusters_scanned=len(builder.by_cluster),
         skipped_clusters=issues,
-        reconciliation=reconciliation,
+        reconciliation=reconciled.reconciliation,
+        needs_decision=decision,
         api=engine.client.stats.as_dict(),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+def open_ledger(settings: Settings, credentials: Credentials | None) -> tuple[ReportBucket | None, Ledger]:
+    """The report bucket and the deferral ledger in it; never raises (the report must not be lost).
+
+    No bucket: ages are not tracked (the note says what to set). A bucket that cannot be used or
+    a ledger that cannot be read: not tracked in this run, and the ledger is not overwritten.
+    """
+    key = ledger_key(settings)
+    try:
+        bucket = open_bucket(settings, credentials=credentials)
+    except StorageError as exc:
+        return None, Ledger.untracked(
+            f"deferral ages are not tracked: the report bucket cannot be used: {exc}"
+        )
+    if bucket is None:
+        return None, Ledger.untracked(no_bucket_note(key))
+    try:
+        ledger = Ledger.parse(bucket.get(key))
+    except StorageError as exc:
+        logs.log_fields(log, "deferral ledger not read", logging.WARNING, error=str(exc))
+        return bucket, Ledger.untracked(
+            f"deferral ages are not tracked in this run: {exc} (the summary's role needs oss:GetObject on "
+            f"oss://{bucket.bucket}/{key})"
+        )
+    return bucket, ledger
 
 
 def summarize(
@@ -137,6 +194,9 @@ def summarize(
     reserve = min(DELIVERY_SHARE * timeout, DELIVERY_MAX_SECONDS) if timeout else 0.0
     margin = settings.deadline_margin_seconds
     final = invocation_deadline(context, started, margin)
+    now = now or datetime.now(timezone.utc)
+    credentials = from_fc_context(context)
+    bucket, ledger = open_ledger(settings, credentials)
     report = runtime.run(
         run_summary(
             runtime.engine,
@@ -145,6 +205,7 @@ def summarize(
             deadline=invocation_deadline(context, started, margin, reserve=reserve),
             progress=progress,
             account_id=guarded_account(settings, context),
+            ledger=ledger,
         )
     )
     digest = render_markdown(report, report_url=settings.report_url)
@@ -153,13 +214,11 @@ def summarize(
     stored: list[str] = []
     storage_error: str | None = None
     try:
-        stored = store_reports(
-            report_json,
-            html,
-            settings,
-            now=now or datetime.now(timezone.utc),
-            credentials=from_fc_context(context),
-        )
+        stored = store_reports(report_json, html, settings, now=now, credentials=credentials, bucket=bucket)
+        if bucket is not None and ledger.tracked and ledger.changed:
+            key = ledger_key(settings)
+            bucket.put(key, ledger.dump(now), JSON_CONTENT_TYPE)
+            stored.append(key)
     except Exception as exc:  # a storage failure must not lose the report: it still goes to the channels
         storage_error = redact(f"{type(exc).__name__}: {exc}")[:300]
     deliveries: list[Delivery] = []
@@ -213,4 +272,6 @@ def _summary_reason(
         parts.append(delivery_error)
     if late := sum(1 for c in report.skipped_clusters if c.error_code == DEADLINE_CODE):
         parts.append(f"{late} clusters not scanned before the deadline")
+    if n := (report.needs_decision.total if report.needs_decision else 0):
+        parts.append(f"{n} revocation{'s need' if n != 1 else ' needs'} a decision")
     return "; ".join(parts)

@@ -1,6 +1,14 @@
-"""Reconcile: revoke the orphaned kubeconfigs the scan found, with exactly the event path's rules."""
+"""Reconcile: revoke the orphaned kubeconfigs the scan found, with exactly the event path's rules.
+
+An orphan stands for the event its ACK state calls for (``state_rule``: Deleted a deletion,
+InActive a lock) and is planned by ``plan.plan_revocations`` with the same ``SafetyPolicy`` as
+that event, ``Force`` included (``SafetyPolicy.force_for``): a lock the event path deferred
+(``Force=false`` refused) is tried again every day, the same way, until ACK accepts it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from ..deadline import Deadline
 from ..engine import Engine, safety_policy
@@ -8,7 +16,7 @@ from ..executor import execute, log_decisions
 from ..models import KubeconfigState
 from ..plan import Candidate, plan_revocations
 from ..principal import EventKind
-from ..results import ActionStatus, Outcome, count_actions
+from ..results import Action, ActionStatus, Outcome, count_actions
 from ..settings import Mode
 from ..state_rule import revocation_kind
 from .report import Reconciliation
@@ -21,6 +29,21 @@ def orphan_kind(state: KubeconfigState) -> EventKind | None:
     return revocation_kind(state.account_state)
 
 
+@dataclass
+class Reconciled:
+    """The report's reconciliation (its list capped) and what the deferral ledger reads."""
+
+    reconciliation: Reconciliation
+    actions: list[Action] = field(default_factory=list)  # every action, not capped
+    locked_not_retried: int = 0  # (cluster, uid) pairs of locks left alone: KCGUARD_REMEDIATE_LOCKED=false
+
+    @property
+    def attempted(self) -> bool:
+        """Did this run ask ACK (enforce, within the blast-radius limit)? Only then do refusals count."""
+        rec = self.reconciliation
+        return rec.enabled and rec.mode is Mode.ENFORCE and rec.outcome is not Outcome.LIMIT_EXCEEDED
+
+
 async def reconcile(
     engine: Engine,
     orphans: list[tuple[Candidate, EventKind]],
@@ -29,15 +52,17 @@ async def reconcile(
     dry_run: bool,
     deadline: Deadline,
     account_id: str | None,
-) -> Reconciliation:
+) -> Reconciled:
     """Plan (safety rules, blast radius, mode) and execute the revocation of the orphans."""
     settings = engine.settings
     reconciliation = Reconciliation(enabled=enabled, mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE)
+    merged = _merge(orphans)
+    locked_left = 0 if settings.remediate_locked else sum(1 for _, k in merged if k is EventKind.LOCKED)
     if not enabled:
-        return reconciliation
+        return Reconciled(reconciliation, locked_not_retried=locked_left)
     wanted = [
         (c, k)
-        for c, k in _merge(orphans)
+        for c, k in merged
         if (k is EventKind.DELETED and settings.remediate_deleted)
         or (k is EventKind.LOCKED and settings.remediate_locked)
     ]
@@ -65,7 +90,7 @@ async def reconcile(
     elif reconciliation.counts.get(ActionStatus.FAILED.value):
         reconciliation.outcome = Outcome.PARTIAL
         reconciliation.reason = "some revocations failed; the next run retries them"
-    return reconciliation
+    return Reconciled(reconciliation, actions, locked_left)
 
 
 def _merge(orphans: list[tuple[Candidate, EventKind]]) -> list[tuple[Candidate, EventKind]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -65,6 +65,50 @@ class Reconciliation(BaseModel):
     truncated: bool = False
 
 
+class DecisionItem(BaseModel):
+    """A revocation that cannot succeed as configured: a person decides (``summary/deferrals.py``)."""
+
+    region: str
+    cluster_id: str
+    cluster_name: str = ""
+    uid: str
+    account_name: str
+    account_type: AccountType = Field(description="The state's account type; '' when ACK gave none.")
+    account_state: AccountState | None = None
+    since: date | None = Field(
+        None, description="UTC date of the first daily summary ACK refused it (the deferral ledger)."
+    )
+    days: int | None = Field(None, description="Days from `since` to this run.")
+    why: str
+    fix: str
+    command: str | None = Field(
+        None, description="The revocation by hand (aliyun CLI); None when an id has unexpected characters."
+    )
+
+
+class NeedsDecision(BaseModel):
+    """The digest's first section: revocations that waiting will not bring about."""
+
+    after_days: int = Field(description="KCGUARD_DECISION_AFTER_DAYS: listed once refused for more days.")
+    ages_tracked: bool = Field(
+        description="Whether the deferral ledger was read (needs KCGUARD_REPORT_BUCKET)."
+    )
+    note: str = Field("", description="Why the ages are not tracked, and what to set; '' when they are.")
+    deferred: int = Field(0, description="Revocations ACK refused (Force=false) in this run.")
+    locked_not_retried: int = Field(
+        0,
+        description="(cluster, uid) pairs of locked accounts the summary does not retry (KCGUARD_REMEDIATE_LOCKED=false).",
+    )
+    total: int = 0
+    truncated: bool = False
+    items: list[DecisionItem] = Field(default_factory=list)
+
+    @property
+    def shown(self) -> bool:
+        """Whether the section has anything to say (the digest and the HTML page omit it otherwise)."""
+        return bool(self.total or self.locked_not_retried or (self.deferred and not self.ages_tracked))
+
+
 class Report(BaseModel):
     """The daily summary report (``schema_version`` 1; fields documented in README)."""
 
@@ -89,14 +133,19 @@ class Report(BaseModel):
         description="Unexpired certificates by month of expiry (YYYY-MM), soonest first.",
     )
     reconciliation: Reconciliation | None = None
+    needs_decision: NeedsDecision | None = Field(
+        None, description="Revocations that cannot succeed as configured (the digest's first section)."
+    )
     api: dict[str, object] = Field(default_factory=dict)
     duration_ms: int = 0
 
     @property
     def needs_attention(self) -> bool:
-        return bool(
-            self.orphaned.total or self.root.total or self.expiring.total or self.skipped_clusters
-        ) or bool(self.reconciliation and self.reconciliation.counts.get(ActionStatus.FAILED.value))
+        return (
+            bool(self.orphaned.total or self.root.total or self.expiring.total or self.skipped_clusters)
+            or bool(self.reconciliation and self.reconciliation.counts.get(ActionStatus.FAILED.value))
+            or bool(self.needs_decision and self.needs_decision.shown)
+        )
 
 
 def _zero() -> dict[str, int]:

@@ -117,8 +117,14 @@ def _full_length(report: Report) -> int:
     """The longest list the digest caps with ``max_items``."""
     rec = report.reconciliation
     actions = len(rec.actions) if rec is not None and rec.enabled else 0
+    decisions = report.needs_decision.total if report.needs_decision is not None else 0
     return max(
-        report.orphaned.total, report.root.total, report.expiring.total, len(report.skipped_clusters), actions
+        report.orphaned.total,
+        report.root.total,
+        report.expiring.total,
+        len(report.skipped_clusters),
+        actions,
+        decisions,
     )
 
 
@@ -170,8 +176,10 @@ def utf8_within(limit: int) -> Callable[[str], bool]:
 def title(report: Report) -> str:
     """The one-line title of the digest (plain text: the channel escapes it if it must)."""
     t = report.totals
+    decisions = report.needs_decision.total if report.needs_decision is not None else 0
+    first = f"{decisions} need{'s' if decisions == 1 else ''} a decision, " if decisions else ""
     return (
-        f"kubeconfig-guard {report.generated_at[:10]}: {t.get('orphaned', 0)} orphaned, "
+        f"kubeconfig-guard {report.generated_at[:10]}: {first}{t.get('orphaned', 0)} orphaned, "
         f"{t.get('root', 0)} root, {t.get('expiring', 0)} expiring"
     )
 
