@@ -782,7 +782,8 @@ def test_no_wildcard_in_any_action() -> None:
 
 
 def test_optional_policies_and_trust_policy() -> None:
-    assert granted(POLICIES / "kcguard-optional-report-oss.json") == ["oss:PutObject"]
+    # PutObject for the reports and the deferral ledger; GetObject for the ledger only.
+    assert sorted(granted(POLICIES / "kcguard-optional-report-oss.json")) == ["oss:GetObject", "oss:PutObject"]
     assert granted(POLICIES / "kcguard-optional-failure-destination-mns.json") == ["mns:SendMessage"]
     trust = load_policy(POLICIES / "fc-trust-policy.json")
     assert [s["Principal"]["Service"] for s in trust["Statement"]] == [["fc.aliyuncs.com"]]
@@ -965,3 +966,18 @@ def test_matcher(pattern: dict[str, Any], expected: bool) -> None:
 def test_invalid_patterns_are_rejected(pattern: Any) -> None:
     with pytest.raises(PatternError):
         validate(pattern)
+
+
+def test_the_event_format_default_is_what_the_trigger_delivers(template: dict[str, Any]) -> None:
+    """KCGUARD_EVENT_FORMAT defaults to the delivery form template.yml's trigger is configured with
+    (issue 16.2): an ActionTrail event in the other form cannot have come from the trigger."""
+    from kubeconfig_guard.settings import EventFormat, Settings
+
+    props = template["resources"]["kcguard-event"]["props"]
+    [trigger] = [t for t in props["triggers"] if t["triggerType"] == "eventbridge"]
+    schema = trigger["triggerConfig"]["eventSinkConfig"]["deliveryOption"]["eventSchema"]
+    configured = props["environmentVariables"].get("KCGUARD_EVENT_FORMAT") or None
+    default = Settings.model_fields["event_format"].default
+    assert {"CloudEvents": EventFormat.CLOUDEVENTS, "RawData": EventFormat.RAWDATA}[schema] == (
+        EventFormat(configured) if configured else default
+    )

@@ -277,7 +277,7 @@ def settings_markdown() -> str:
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        if isinstance(default, Mode):
+        if isinstance(default, Enum):
             default = default.value
         shown = (
             ""

@@ -21,6 +21,7 @@ from .credentials import from_fc_context
 from .deadline import Deadline, invocation_deadline
 from .errors import RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
+from .redaction import redact
 from .results import BatchResult, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
 from .settings import Mode
@@ -90,7 +91,7 @@ def handle_event(
     final = results[0] if len(results) == 1 else BatchResult.of(results, time.monotonic() - started)
     if crashed or any(r.needs_retry for r in results):
         raise RetryableInvocationError(
-            logs.redact(
+            redact(
                 "some clusters failed or were not attempted; Function Compute retries this event "
                 f"(result: {final.model_dump_json()})"
             ),

@@ -17,7 +17,8 @@ friends are set) or when stderr is not a terminal, else ``text``. A format chose
 explicitly (``configure(level, fmt="text")``, the CLI's ``--log-format``) sticks: later
 ``configure(level)`` calls (every handler invocation makes one) only change the level.
 
-Every line goes through the one redactor (``redaction.redact``, re-exported here).
+Every line goes through the one redactor, ``redaction.redact`` (import it from there; this module
+does not re-export it).
 """
 
 from __future__ import annotations
@@ -29,30 +30,17 @@ import sys
 from typing import Any, Literal
 
 from .inert import json_line, visible
-from .redaction import (
-    CREDENTIAL_ENV_VARS,
-    redact,
-    redact_cut,
-    register_secret,
-    secret_env_vars,
-    secret_values,
-)
+from .redaction import redact
 from .results import Action, ActionStatus
 
 __all__ = [
-    "CREDENTIAL_ENV_VARS",
     "JsonFormatter",
     "LogFormat",
     "TextFormatter",
     "configure",
     "log_action",
     "log_fields",
-    "redact",
-    "redact_cut",
-    "register_secret",
     "resolve_format",
-    "secret_env_vars",
-    "secret_values",
 ]
 
 LogFormat = Literal["auto", "text", "json"]

@@ -3,7 +3,7 @@
 Used by the log formatters (JSON and terminal), the chat digests and the HTML report
 (through ``inert``), the summary's delivery and storage errors, and the handlers'
 exception messages. Import it as ``from kubeconfig_guard.redaction import redact``
-(``kubeconfig_guard.logs.redact`` is the same function). Text that must be shortened is
+(the only place to import it from). Text that must be shortened is
 redacted first and cut after, by ``redact_cut(text, limit)``: never cut, then redact.
 
 What is scrubbed, each replaced by ``***``:

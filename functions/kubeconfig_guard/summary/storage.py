@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from ..credentials import Credentials
 from ..errors import KcguardError
-from ..logs import redact
+from ..redaction import redact
 from ..settings import Settings
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
