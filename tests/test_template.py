@@ -783,7 +783,10 @@ def test_no_wildcard_in_any_action() -> None:
 
 def test_optional_policies_and_trust_policy() -> None:
     # PutObject for the reports and the deferral ledger; GetObject for the ledger only.
-    assert sorted(granted(POLICIES / "kcguard-optional-report-oss.json")) == ["oss:GetObject", "oss:PutObject"]
+    assert sorted(granted(POLICIES / "kcguard-optional-report-oss.json")) == [
+        "oss:GetObject",
+        "oss:PutObject",
+    ]
     assert granted(POLICIES / "kcguard-optional-failure-destination-mns.json") == ["mns:SendMessage"]
     trust = load_policy(POLICIES / "fc-trust-policy.json")
     assert [s["Principal"]["Service"] for s in trust["Statement"]] == [["fc.aliyuncs.com"]]
