@@ -315,3 +315,98 @@ def test_no_crafted_input_revokes_beyond_the_invariant(
         if e["sample"] == "ims-lock-user.json" and ("carol" in named or CAROL in named):
             allowed |= {("c1", CAROL), ("c2", CAROL)}
     assert revoked(h) <= allowed, (revoked(h), allowed)
+
+
+# --- properties: answers of random shapes and types --------------------------------------------------
+
+JSON_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _bent_states_page(draw: Any) -> Any:
+    """A ListClusterKubeconfigStates answer with one part replaced by a value of a random type."""
+    states = [
+        {
+            "account_id": BOB,
+            "account_name": "bob",
+            "account_type": "RamUser",
+            "account_state": "Active",
+            "revokable": True,
+        },
+        {
+            "account_id": ALICE,
+            "account_name": "alice",
+            "account_type": "RamUser",
+            "account_state": "Deleted",
+            "revokable": True,
+        },
+    ]
+    page: dict[str, Any] = {"states": states, "page": {"page_number": 1, "page_size": 50, "total_count": 2}}
+    where = draw(
+        st.sampled_from(
+            [
+                "states",
+                "page",
+                "state",
+                "account_state",
+                "account_id",
+                "revokable",
+                "page_number",
+                "code",
+                "requestId",
+            ]
+        )
+    )
+    # Bent, never into a state that calls for revocation (then the API would say bob is gone).
+    value = draw(JSON_VALUES.filter(lambda v: v not in ("Deleted", "InActive")))
+    if where in ("states", "page"):
+        page[where] = value
+    elif where == "state":
+        states[0] = value
+    elif where in ("account_state", "account_id", "revokable"):
+        states[0][where] = value  # bob's record bent: never a reason to revoke him
+    elif where == "page_number":
+        page["page"]["page_number"] = value
+    else:
+        page[where] = value
+    return page
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_answers_of_any_shape_never_revoke_beyond_the_invariant(
+    inproc_harness: Any, data: st.DataObject
+) -> None:
+    """A states listing answered with random JSON, or the real shape with one part of another type:
+    a result always comes back (never a traceback), and at most what ACK's true state calls for is
+    revoked (alice, Deleted); bob (Active) and carol (InActive, and this is a deletion) never."""
+    from kubeconfig_guard.fake.faults import FaultSpec
+
+    h = inproc_harness(people())
+    body = _bent_states_page(data.draw) if data.draw(st.booleans()) else data.draw(JSON_VALUES)
+    h.backend.faults.set(
+        "ListClusterKubeconfigStates",
+        FaultSpec(
+            answer_status=200, answer_body=json.dumps(body), answer_limit=data.draw(st.integers(1, 12))
+        ),
+    )
+    try:
+        result = run(
+            h, envelope("ram-delete-user.json", **{"data.requestParameters.UserName": "bob"}), mode="enforce"
+        )
+        outcome = result.outcome.value
+    except RetryableInvocationError as retry:
+        outcome = retry.result.outcome.value
+    assert outcome in ("ok", "partial", "ignored")
+    assert not revoked(h)  # bob is Active on ACK: no answer of any shape revokes him
+    with contextlib.suppress(RetryableInvocationError):
+        run(h, envelope("ram-delete-user.json"), mode="enforce")
+    assert revoked(h) <= {("c1", ALICE), ("c2", ALICE)}
