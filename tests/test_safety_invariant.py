@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,33 +22,8 @@ from kubeconfig_guard.events import Ignored, RevocationRequest, parse_event
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.results import RevocationResult
 from support.events import sample as envelope
+from support.people import ALICE, BOB, CAROL, CONTEXT, OTHER, people, revoked, run
 from support.worlds import ACCOUNT, cluster, kc, world
-
-OTHER = "5999999999999999"
-ALICE, BOB, CAROL = "200000000000000101", "200000000000000102", "200000000000000103"
-CONTEXT = SimpleNamespace(account_id=ACCOUNT, function=SimpleNamespace(timeout=300))
-
-
-def run(h: Any, event: Any, context: Any = CONTEXT, **settings: Any) -> Any:
-    settings.setdefault("account_id", None)  # the context says which account is guarded
-    raw = event if isinstance(event, bytes) else json.dumps(event).encode()
-    return handle_event(raw, context, runtime=h.runtime(**settings))
-
-
-def revoked(h: Any) -> set[tuple[str, str]]:
-    return {(r.cluster_id, r.uid) for r in h.backend.revocations}
-
-
-def people(alice: str = "Deleted", bob: str = "Active", carol: str = "InActive") -> Any:
-    """Two clusters; alice, bob and carol on both, with the given ACK account states."""
-    states = [
-        kc(ALICE, "alice", account_state=alice),
-        kc(BOB, "bob", account_state=bob),
-        kc(CAROL, "carol", account_state=carol),
-        kc(ACCOUNT, "root", account_type="RootAccount", account_state="Active", revokable=False),
-    ]
-    return world({"cn-hangzhou": [cluster("c1", *states), cluster("c2", *states)]})
-
 
 # --- 1. routed events whose account fields disagree ------------------------------------------------
 

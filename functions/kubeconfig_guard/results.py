@@ -83,10 +83,8 @@ DEADLINE_CODE = "DeadlineReached"
 REGION_NOT_WATCHED = "RegionNotWatched"
 
 
-class Action(BaseModel):
-    """What was done (or not) about one (cluster, uid)."""
-
-    model_config = ConfigDict(frozen=True)
+class ClusterPrincipal(BaseModel):
+    """Which (cluster, uid) an entry is about, as ACK's listing named it (actions, decisions)."""
 
     region: str
     cluster_id: str
@@ -95,6 +93,13 @@ class Action(BaseModel):
     account_name: str
     account_type: AccountType = Field(description="The state's account type; '' when ACK gave none.")
     account_state: AccountState | None = None
+
+
+class Action(ClusterPrincipal):
+    """What was done (or not) about one (cluster, uid)."""
+
+    model_config = ConfigDict(frozen=True)
+
     status: ActionStatus
     reason: str
     force: bool | None = None

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from ..models import AccountState, AccountType, CertState, Cluster, KubeconfigState
-from ..results import Action, ActionStatus, ClusterIssue, Outcome
+from ..results import Action, ActionStatus, ClusterIssue, ClusterPrincipal, Outcome
 from ..settings import Mode
 from .classify import CLASS_ORDER, KubeconfigClass, classify, days_left, parse_time
 
@@ -65,16 +65,9 @@ class Reconciliation(BaseModel):
     truncated: bool = False
 
 
-class DecisionItem(BaseModel):
+class DecisionItem(ClusterPrincipal):
     """A revocation that cannot succeed as configured: a person decides (``summary/deferrals.py``)."""
 
-    region: str
-    cluster_id: str
-    cluster_name: str = ""
-    uid: str
-    account_name: str
-    account_type: AccountType = Field(description="The state's account type; '' when ACK gave none.")
-    account_state: AccountState | None = None
     since: date | None = Field(
         None, description="UTC date of the first daily summary ACK refused it (the deferral ledger)."
     )
