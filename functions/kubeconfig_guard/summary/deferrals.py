@@ -30,7 +30,7 @@ from datetime import date, datetime, timezone
 from pydantic import BaseModel, Field, ValidationError
 
 from ..models import AccountState
-from ..results import Action, ActionStatus, ClusterIssue
+from ..results import Action, ActionStatus, ClusterIssue, ClusterPrincipal
 from .report import DecisionItem, NeedsDecision
 
 LEDGER_SCHEMA_VERSION = 1
@@ -223,13 +223,7 @@ def needs_decision(
         command = hand_revocation(action.cluster_id, action.uid)
         items.append(
             DecisionItem(
-                region=action.region,
-                cluster_id=action.cluster_id,
-                cluster_name=action.cluster_name,
-                uid=action.uid,
-                account_name=action.account_name,
-                account_type=action.account_type,
-                account_state=action.account_state,
+                **action.model_dump(include=set(ClusterPrincipal.model_fields)),
                 since=entry.since,
                 days=days,
                 why=why_text(days, entry.since),
