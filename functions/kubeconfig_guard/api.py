@@ -32,7 +32,13 @@ class Paging:
 
 @dataclass(frozen=True)
 class Operation:
-    """An ACK OpenAPI operation, and the RAM actions that authorize it."""
+    """An OpenAPI operation, and the RAM actions that authorize it.
+
+    ACK's operations are ROA (a method and a path per operation, ``version`` 2015-12-15); the
+    organization's (STS ``AssumeRole``, Resource Manager ``ListAccounts``) are RPC: ``POST /`` with
+    the operation named by the signed ``x-acs-action`` header and the parameters in the query, as
+    the official SDKs send them (``alibabacloud-tea-openapi`` ``do_request``, signature V3).
+    """
 
     name: str
     method: str
@@ -40,6 +46,8 @@ class Operation:
     ram_action: str
     associated_ram_actions: tuple[str, ...] = ()  # other actions ACK requires for this call
     paging: Paging | None = None
+    version: str = API_VERSION
+    product: str = "cs"  # the endpoint's product code: cs.{region}.aliyuncs.com, sts..., resourcemanager...
 
     @property
     def ram_actions(self) -> tuple[str, ...]:
@@ -86,9 +94,27 @@ CLEAN_CLUSTER_USER_PERMISSIONS = Operation(
 CLUSTERS_REGION_PARAM = "region_id"  # DescribeClustersV1: the region's clusters only
 CLEAN_FORCE_PARAM = "Force"  # CleanClusterUserPermissions: skip the 7-day access check
 
-# Every operation the code can call.
+# Every ACK operation the code can call (on the guarded account, or in a member with its role).
 OPERATIONS = (DESCRIBE_CLUSTERS_V1, LIST_CLUSTER_KUBECONFIG_STATES, CLEAN_CLUSTER_USER_PERMISSIONS)
 BY_NAME = {op.name: op for op in OPERATIONS}
+
+# Organization mode (``KCGUARD_ACCOUNTS`` other than ``self``): the central account's calls.
+# STS AssumeRole (2015-04-01): https://www.alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-assumerole
+ASSUME_ROLE = Operation("AssumeRole", "POST", "/", "sts:AssumeRole", version="2015-04-01", product="sts")
+# Resource Manager ListAccounts (2020-03-31), management account or delegated administrator only:
+# https://www.alibabacloud.com/help/en/resource-management/developer-reference/api-resourcemanager-2020-03-31-listaccounts
+LIST_ACCOUNTS_PAGING = Paging("PageNumber", "PageSize", 1, 100, 10, "Accounts", "", used_size=100)
+LIST_ACCOUNTS = Operation(
+    "ListAccounts",
+    "POST",
+    "/",
+    "resourcemanager:ListAccounts",
+    paging=LIST_ACCOUNTS_PAGING,
+    version="2020-03-31",
+    product="resourcemanager",
+)
+ORGANIZATION_OPERATIONS = (ASSUME_ROLE, LIST_ACCOUNTS)
+RPC_BY_VERSION_AND_NAME = {(op.version, op.name): op for op in ORGANIZATION_OPERATIONS}
 
 
 def route(method: str, path: str) -> tuple[Operation, dict[str, str]] | None:

@@ -142,6 +142,11 @@ class RevocationResult(BaseModel):
     outcome: Outcome
     reason: str = ""
     mode: Mode
+    account_id: str | None = Field(
+        None,
+        description="The account whose clusters were acted on (organization mode: the event's member "
+        "account; self mode: the guarded account). None when the event was ignored before any was known.",
+    )
     principal: Principal | None = None
     actions: list[Action] = Field(default_factory=list)
     clusters: list[ClusterIssue] = Field(

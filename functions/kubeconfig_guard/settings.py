@@ -222,9 +222,50 @@ class Settings(BaseSettings):
         "EventBridge envelope, what template.yml deploys) or `rawdata` (the ActionTrail record alone). "
         "ActionTrail events in the other form are ignored; manual invocations keep their own rules.",
     )
+    accounts: str = Field(
+        "self",
+        description="Which accounts this deployment guards. `self` (default): the account it runs in. "
+        "`resource-directory`: organization mode over every member of the Resource Directory "
+        "(Resource Manager `ListAccounts`; the central account too). Or an explicit comma list "
+        "`ID[:ROLE][@REGION+REGION]`. Members are reached through STS `AssumeRole` into "
+        "`KCGUARD_MEMBER_ROLE` with `KCGUARD_MEMBER_EXTERNAL_ID` (docs/organization.md).",
+    )
+    accounts_exclude: CommaList = Field(
+        default_factory=list,
+        description="Organization mode: comma list of account ids never guarded (never listed, "
+        "never revoked in), whatever the Resource Directory or `KCGUARD_ACCOUNTS` says.",
+    )
+    member_role: str = Field(
+        "kubeconfig-guard-member",
+        pattern=r"^[A-Za-z0-9.\-]{1,64}$",
+        description="Organization mode: the RAM role assumed in each member account (an explicit "
+        "`ID:ROLE` entry overrides it for that account).",
+    )
+    member_external_id: SecretStr | None = Field(
+        None,
+        description="Organization mode: the `ExternalId` sent with every `AssumeRole` (the member "
+        "role's trust policy requires it as `sts:ExternalId`). Required in organization mode.",
+    )
+    member_session_seconds: int = Field(
+        3600,
+        ge=900,
+        le=43200,
+        description="Organization mode: `DurationSeconds` of a member session (900 to the role's "
+        "`MaxSessionDuration`, 3600 unless it was raised); refreshed before it expires.",
+    )
+    sts_endpoint: str | None = Field(
+        None,
+        description="STS endpoint (organization mode). Default `sts.aliyuncs.com`. Plain `http://` "
+        "only to loopback addresses (the fake).",
+    )
+    resourcemanager_endpoint: str | None = Field(
+        None,
+        description="Resource Manager endpoint (organization mode). Default "
+        "`resourcemanager.aliyuncs.com`. Plain `http://` only to loopback addresses (the fake).",
+    )
     log_level: str = Field("INFO", description="Log level of the JSON log lines.")
 
-    @field_validator("regions", "protected_principals", mode="before")
+    @field_validator("regions", "protected_principals", "accounts_exclude", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
