@@ -20,6 +20,7 @@ an answer is read defensively: the code, message and request id only as short re
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import ipaddress
 import json
@@ -37,7 +38,6 @@ from pydantic import ValidationError
 
 from . import __version__, httpwire, signing
 from .api import (
-    API_VERSION,
     CLEAN_CLUSTER_USER_PERMISSIONS,
     CLEAN_FORCE_PARAM,
     CLUSTERS_PAGING,
@@ -120,19 +120,24 @@ def _is_loopback(host: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def endpoint_url(region: str, override: str | None) -> httpwire.Origin:
     """``https://cs.{region}.aliyuncs.com``, or the override (plain http only to loopback)."""
+    return service_origin(f"cs.{region}.aliyuncs.com", override, "KCGUARD_CS_ENDPOINT")
+
+
+@functools.lru_cache(maxsize=64)
+def service_origin(default_host: str, override: str | None, setting: str) -> httpwire.Origin:
+    """``https://{default_host}``, or the override named by ``setting`` (plain http only to loopback)."""
     if not override:
-        host = f"cs.{region}.aliyuncs.com"
-        return httpwire.Origin("https", host, 443, host)
+        return httpwire.Origin("https", default_host, 443, default_host)
     parts = urlsplit(override if "://" in override else f"https://{override}")
     scheme = parts.scheme.lower()
     try:
         name, port = parts.hostname, parts.port
     except ValueError:
-        raise KcguardError("KCGUARD_CS_ENDPOINT is not a valid URL (port or address)") from None
+        raise KcguardError(f"{setting} is not a valid URL (port or address)") from None
     if scheme not in ("http", "https") or not name:
-        raise KcguardError(f"KCGUARD_CS_ENDPOINT must be an http(s) host, got scheme {scheme!r}")
+        raise KcguardError(f"{setting} must be an http(s) host, got scheme {scheme!r}")
     if scheme == "http" and not _is_loopback(name):
-        raise KcguardError("KCGUARD_CS_ENDPOINT: plain http is allowed only to loopback addresses")
+        raise KcguardError(f"{setting}: plain http is allowed only to loopback addresses")
     default = 443 if scheme == "https" else 80
     port = port or default
     shown = f"[{name}]" if ":" in name else name
@@ -172,8 +177,24 @@ class AckClient:
         self._concurrency = asyncio.Semaphore(settings.max_concurrency)
         self.rate_limiter = AdaptiveRateLimiter(settings.max_rps)
         self.stats = ClientStats()
+        self._owns_connections = True
+
+    def scoped(
+        self, credentials: CredentialsProvider, rate_limiter: AdaptiveRateLimiter | None = None
+    ) -> AckClient:
+        """A client for another account (organization mode): the same connections and concurrency
+        cap (the instance's), its own credentials, rate controller (one per quota: ACK's quota is the
+        account's) and statistics. Closing it leaves the shared connections open."""
+        view = copy.copy(self)
+        view._credentials = credentials
+        view.rate_limiter = rate_limiter or AdaptiveRateLimiter(self.settings.max_rps)
+        view.stats = ClientStats()
+        view._owns_connections = False
+        return view
 
     async def aclose(self) -> None:
+        if not self._owns_connections:
+            return
         if self._pool is not None:
             await self._pool.aclose()
         if self._httpx is not None:
@@ -401,6 +422,17 @@ class AckClient:
 
     # --- wire -----------------------------------------------------------------------
 
+    async def call_rpc(
+        self,
+        op: Operation,
+        origin: httpwire.Origin,
+        query: dict[str, str],
+        parse: Callable[[httpwire.Answer], T],
+    ) -> T:
+        """An RPC operation (``POST /``, parameters in the query: STS, Resource Manager) with the
+        same signing, retries and answer checks as ACK's; ``parse`` reads the 2xx answer."""
+        return await self._call(op, "", {}, query, parse, origin=origin)
+
     async def _call(
         self,
         op: Operation,
@@ -408,6 +440,8 @@ class AckClient:
         path_params: dict[str, str],
         query: dict[str, str],
         parse: Callable[[httpwire.Answer], T],
+        *,
+        origin: httpwire.Origin | None = None,
     ) -> T:
         """A 2xx answer as ``parse`` reads it. Transient errors (``parse``'s included) are retried
         (``max_attempts`` in all), the n-th retry after uniform(0, min(backoff_max, 0.2 s x
@@ -418,7 +452,7 @@ class AckClient:
                 async with self._concurrency:
                     # The rate slot is taken inside the cap, so a decrease reaches every waiter.
                     await self.rate_limiter.acquire()
-                    return await self._send_once(op, region, path_params, query, parse)
+                    return await self._send_once(op, region, path_params, query, parse, origin)
             except AckApiError as error:
                 if not error.transient or attempt >= self.settings.max_attempts:
                     raise
@@ -435,14 +469,15 @@ class AckClient:
         path_params: dict[str, str],
         query: dict[str, str],
         parse: Callable[[httpwire.Answer], T],
+        origin: httpwire.Origin | None = None,
     ) -> T:
-        origin = endpoint_url(region, self.settings.cs_endpoint)
+        origin = origin or endpoint_url(region, self.settings.cs_endpoint)
         path = signing.encode_path(op.path, **path_params)
         creds = await self._credentials.get()
         headers = {
             "host": origin.netloc,
             "x-acs-action": op.name,
-            "x-acs-version": API_VERSION,
+            "x-acs-version": op.version,
             "x-acs-date": signing.acs_date(),
             "x-acs-signature-nonce": os.urandom(16).hex(),  # 128 random bits, as uuid4 without its cost
             "x-acs-content-sha256": signing.EMPTY_PAYLOAD_SHA256,

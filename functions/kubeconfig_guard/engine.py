@@ -106,15 +106,29 @@ class Engine:
         """
         invocation_started = time.monotonic() if received_at is None else received_at
         deadline = deadline or Deadline()
+        prepared = await self.prepare_all(requests, invocation_started, deadline, account_id)
+        enforce_limit([p.plan for p in prepared], self.settings.max_revocations)
+        return [await self.complete(p, deadline) for p in prepared]
+
+    async def prepare_all(
+        self,
+        requests: list[RevocationRequest],
+        invocation_started: float,
+        deadline: Deadline,
+        account_id: str | None,
+    ) -> list[Prepared]:
+        """List, match and apply the safety rules for every request (no limit, no writes): the
+        blast-radius limit is then applied over every plan of the invocation (``enforce_limit``),
+        across accounts in organization mode, before ``complete`` writes anything."""
         self._invocations += 1
         try:
-            prepared = await asyncio.gather(
-                *(self._prepare(r, invocation_started, deadline, account_id) for r in requests)
+            return list(
+                await asyncio.gather(
+                    *(self._prepare(r, invocation_started, deadline, account_id) for r in requests)
+                )
             )
         finally:
             self._invocations -= 1
-        enforce_limit([p.plan for p in prepared], self.settings.max_revocations)
-        return [await self._complete(p, deadline) for p in prepared]
 
     async def _prepare(
         self,
@@ -122,10 +136,10 @@ class Engine:
         invocation_started: float,
         deadline: Deadline,
         account_id: str | None,
-    ) -> _Prepared:
+    ) -> Prepared:
         """List every watched cluster, match, and apply the safety rules (no limit, no writes)."""
         dry_run = self.settings.dry_run or request.dry_run
-        prepared = _Prepared(request, invocation_started, dry_run)
+        prepared = Prepared(request, invocation_started, dry_run, account_id=account_id)
         regions = self.settings.watched_regions()
         clusters = await self.watched_clusters(
             regions, self.inventory.shared_since(invocation_started), prepared.issues, deadline
@@ -172,7 +186,7 @@ class Engine:
             prepared.plan = decide([(c, request.kind) for c in candidates], policy)
         return prepared
 
-    async def _complete(self, prepared: _Prepared, deadline: Deadline) -> RevocationResult:
+    async def complete(self, prepared: Prepared, deadline: Deadline) -> RevocationResult:
         request = prepared.request
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
         plan = finalize(prepared.plan)
@@ -193,6 +207,7 @@ class Engine:
             kind=request.kind,
             outcome=Outcome.OK,
             mode=Mode.DRY_RUN if prepared.dry_run else Mode.ENFORCE,
+            account_id=prepared.account_id or request.account_id,
             principal=request.principal,
             actions=actions,
             clusters=issues,
@@ -284,12 +299,13 @@ def listing_issue(region: str, cluster: Cluster, error: AckApiError) -> ClusterI
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     """One request between listing and execution: where the batch-wide limit is applied."""
 
     request: RevocationRequest
     started: float
     dry_run: bool
+    account_id: str | None = None
     issues: list[ClusterIssue] = field(default_factory=list)
     scanned: int = 0
     clusters_total: int = 0
