@@ -192,6 +192,10 @@ class AckClient:
         view._owns_connections = False
         return view
 
+    @property
+    def credentials(self) -> CredentialsProvider:
+        return self._credentials
+
     async def aclose(self) -> None:
         if not self._owns_connections:
             return
@@ -454,6 +458,12 @@ class AckClient:
                     await self.rate_limiter.acquire()
                     return await self._send_once(op, region, path_params, query, parse, origin)
             except AckApiError as error:
+                invalidate = getattr(self._credentials, "invalidate", None)
+                if error.code.startswith("InvalidSecurityToken") and invalidate is not None and attempt == 1:
+                    # A session token refused (expired early, clocks apart): a new session, once.
+                    invalidate()
+                    attempt += 1
+                    continue
                 if not error.transient or attempt >= self.settings.max_attempts:
                     raise
                 self.stats.retries += 1

@@ -97,6 +97,9 @@ class ManualRevoke(BaseModel):
     kind: EventKind = EventKind.DELETED
     dryRun: bool = False
     id: str | None = None
+    accountId: str | None = Field(
+        None, pattern=r"^[0-9]{1,32}$", description="Organization mode: the guarded account to act in."
+    )
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,8 @@ class RevocationRequest:
     """A parsed event that asks for a principal's kubeconfigs to be revoked.
 
     ``account_id`` is the account the event belongs to: the one account every owner field of
-    the event names (``OWNER_FIELDS``, ``event_account``); None for a manual invocation
-    (``manual`` True), which belongs to the account whose function was invoked.
+    the event names (``OWNER_FIELDS``, ``event_account``); for a manual invocation (``manual``
+    True) its ``accountId`` (organization mode), else None: the account whose function was invoked.
     """
 
     event_id: str | None
@@ -237,9 +240,10 @@ def _principal_of(record: ActionTrailRecord, event: SupportedEvent) -> Principal
 # * the record's ``recipientAccountId``: the account that receives the audit log, the resource owner
 #   (ActionTrail log fields: https://www.alibabacloud.com/help/en/sls/log-fields-25).
 # Every one present must name the same account: a routed event is then its source account's, which
-# admission compares with the guarded one (organization mode, a later issue, admits routed events
-# explicitly; until then a routed event of another account is ignored), and an event whose owner
-# fields disagree is ignored, naming them.
+# admission compares with the guarded ones (self mode: only the function's own account; organization
+# mode: a guarded member, ``organization.Organization.account_for_event``), and an event whose owner
+# fields disagree is ignored, naming them. In organization mode an ``aliyunaccountid`` naming the
+# central (receiving) account of a routed event is left out (``from_record``, ``receiving_account``).
 OWNER_FIELDS = ("aliyunaccountid", "aliyunoriginalaccountid", "data.recipientAccountId")
 # The account of the identity that made the call (for an assumed role, the role's account: ActionTrail,
 # https://www.alibabacloud.com/help/en/actiontrail/user-guide/query-actiontrail-events-by-assuming-a-ram-role).
@@ -271,8 +275,16 @@ def event_account(fields: Mapping[str, Any]) -> str | Ignored:
     return next(iter(named.values()))
 
 
-def from_record(record: ActionTrailRecord, *, envelope: CloudEvent | None = None) -> Parsed:
-    """Decide what an ActionTrail record (alone, or in its ``envelope``) asks for."""
+def from_record(
+    record: ActionTrailRecord, *, envelope: CloudEvent | None = None, receiving_account: str | None = None
+) -> Parsed:
+    """Decide what an ActionTrail record (alone, or in its ``envelope``) asks for.
+
+    ``receiving_account`` (organization mode: the central account, whose bus receives the members'
+    routed events): on a routed event (``aliyunoriginalaccountid`` set) an ``aliyunaccountid`` naming
+    it may name the receiving bus's account rather than the owner (which one EventBridge sets there
+    is not documented), so it is left out; the source account and the record's own fields decide.
+    """
     ids = {"event_id": record.eventId, "event_name": record.eventName}
     if record.eventType not in RECORD_EVENT_TYPES:
         return Ignored(
@@ -295,9 +307,17 @@ def from_record(record: ActionTrailRecord, *, envelope: CloudEvent | None = None
     if isinstance(principal, str):
         return Ignored(principal, **ids)
     identity = record.userIdentity or {}
+    published_in = envelope.aliyunaccountid if envelope else None
+    if (
+        receiving_account is not None
+        and envelope is not None
+        and envelope.aliyunoriginalaccountid not in (None, "")
+        and _plain_text(published_in) == receiving_account
+    ):
+        published_in = None
     account = event_account(
         {
-            "aliyunaccountid": envelope.aliyunaccountid if envelope else None,
+            "aliyunaccountid": published_in,
             "aliyunoriginalaccountid": envelope.aliyunoriginalaccountid if envelope else None,
             "data.recipientAccountId": record.recipientAccountId,
             CALLER_FIELD: identity.get("accountId"),
@@ -354,7 +374,9 @@ def _wrong_form(form: EventFormat, got: str) -> str:
     )
 
 
-def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) -> Parsed:
+def parse_one(
+    item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS, receiving_account: str | None = None
+) -> Parsed:
     """Parse one decoded JSON value (an envelope, a record, or a manual invocation).
 
     An ActionTrail event is accepted only in the form the trigger delivers (``event_format``):
@@ -377,6 +399,7 @@ def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) ->
                 ),
                 dry_run=manual.dryRun,
                 manual=True,
+                account_id=manual.accountId,
             )
         if "data" in item and ("specversion" in item or "type" in item or "source" in item):
             envelope = CloudEvent.model_validate(item)
@@ -386,7 +409,7 @@ def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) ->
                 )
             if why := _foreign_envelope(envelope):
                 return Ignored(why, envelope.id, envelope.data.eventName)
-            parsed = from_record(envelope.data, envelope=envelope)
+            parsed = from_record(envelope.data, envelope=envelope, receiving_account=receiving_account)
             if isinstance(parsed, Ignored) and parsed.event_id is None and envelope.id:
                 return Ignored(parsed.reason, envelope.id, parsed.event_name)
             return parsed
@@ -407,9 +430,13 @@ def parse_one(item: Any, event_format: EventFormat = EventFormat.CLOUDEVENTS) ->
 
 
 def parse_event(
-    raw: bytes | str | Mapping[str, Any] | list[Any], event_format: EventFormat = EventFormat.CLOUDEVENTS
+    raw: bytes | str | Mapping[str, Any] | list[Any],
+    event_format: EventFormat = EventFormat.CLOUDEVENTS,
+    receiving_account: str | None = None,
 ) -> list[Parsed]:
-    """Parse the bytes Function Compute passes. A batch gives one entry per item."""
+    """Parse the bytes Function Compute passes. A batch gives one entry per item.
+
+    ``receiving_account``: organization mode's central account (``from_record``); None in self mode."""
     decoded: Any = raw
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = bytes(raw)
@@ -429,8 +456,8 @@ def parse_event(
             return [Ignored("empty batch")]
         if len(decoded) > MAX_BATCH:
             return [Ignored(f"batch of {len(decoded)} events, more than the {MAX_BATCH} accepted")]
-        return [parse_one(item, event_format) for item in decoded]
-    return [parse_one(decoded, event_format)]
+        return [parse_one(item, event_format, receiving_account) for item in decoded]
+    return [parse_one(decoded, event_format, receiving_account)]
 
 
 def supported_events_markdown() -> str:

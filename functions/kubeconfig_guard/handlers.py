@@ -64,27 +64,45 @@ def handle_event(
     mode = runtime.settings.mode
     guard = Guard.of(runtime.settings, context)
 
-    items = [
-        admit(p, guard) if isinstance(p, RevocationRequest) else p
-        for p in parse_event(event, runtime.settings.event_format)
-    ]
+    organization = runtime.organization
+    if organization is None:
+        items = [
+            admit(p, guard) if isinstance(p, RevocationRequest) else p
+            for p in parse_event(event, runtime.settings.event_format)
+        ]
+    else:  # each event is admitted against its own account (organization.revoke_in_accounts)
+        organization.invocation_id = _request_id(context)
+        items = parse_event(event, runtime.settings.event_format, receiving_account=guard.account_id)
     requests = [item for item in items if isinstance(item, RevocationRequest)]
     crashed = False
-    revoked: list[RevocationResult] = []
+    revoked: list[RevocationResult | Ignored] = []
     if requests:
         try:
-            revoked = runtime.run(
-                runtime.engine.revoke_all(
-                    requests, deadline=deadline, received_at=started, account_id=guard.account_id
-                ),
-                backstop(deadline),
-            )
+            if organization is None:
+                revoked = list(
+                    runtime.run(
+                        runtime.engine.revoke_all(
+                            requests, deadline=deadline, received_at=started, account_id=guard.account_id
+                        ),
+                        backstop(deadline),
+                    )
+                )
+            else:
+                from .organization import revoke_in_accounts  # organization mode only
+
+                revoked = runtime.run(
+                    revoke_in_accounts(organization, requests, guard, deadline=deadline, received_at=started),
+                    backstop(deadline),
+                )
         except Exception as exc:  # never a traceback to FC: report and retry
             logs.log_fields(log, "revocation crashed", logging.ERROR, error=type(exc).__name__)
             revoked = [_crashed_result(r, exc, mode) for r in requests]
             crashed = True
     done = iter(revoked)
-    results = [ignored_result(i, mode) if isinstance(i, Ignored) else next(done) for i in items]
+    results: list[RevocationResult] = []
+    for item in items:
+        outcome = item if isinstance(item, Ignored) else next(done)
+        results.append(ignored_result(outcome, mode) if isinstance(outcome, Ignored) else outcome)
     for result in results:
         _log_result(result)
 
@@ -98,6 +116,12 @@ def handle_event(
             result=final,
         )
     return final
+
+
+def _request_id(context: Any) -> str | None:
+    """The invocation's request id (Function Compute's context), as plain short text."""
+    value = getattr(context, "request_id", None)
+    return value[:64] if isinstance(value, str) and value else None
 
 
 def _crashed_result(request: RevocationRequest, exc: Exception, mode: str) -> RevocationResult:

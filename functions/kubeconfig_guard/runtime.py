@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import os
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+
+    from .organization import Organization
 
 T = TypeVar("T")
 
@@ -90,6 +93,18 @@ class Runtime:
         self._thread = threading.Thread(target=self._loop.run_forever, name="kcguard-loop", daemon=True)
         self._thread.start()
         self.engine: Engine = self.run(self._make_engine())
+        self._organization: Organization | None = None
+
+    @property
+    def organization(self) -> Organization | None:
+        """Organization mode's accounts and their scopes (``KCGUARD_ACCOUNTS`` other than ``self``),
+        made on first use; None in self mode."""
+        if self._organization is None and self.settings.accounts_spec().organization:
+            from .organization import Organization
+
+            function = os.environ.get("FC_FUNCTION_NAME", "")
+            self._organization = Organization(self.settings, self.engine, function_name=function)
+        return self._organization
 
     async def _make_engine(self) -> Engine:
         client = AckClient(self.settings, self.credentials, transport=self._transport)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretBytes, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretBytes, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Self
+
+if TYPE_CHECKING:
+    from .accounts import AccountsSpec
 
 DEFAULT_REGION = "cn-hangzhou"
 
@@ -112,7 +115,13 @@ class Settings(BaseSettings):
     """kubeconfig-guard settings, read from ``KCGUARD_*`` environment variables."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KCGUARD_", extra="ignore", frozen=True, env_ignore_empty=True
+        env_prefix="KCGUARD_",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+        # A validation error names the setting and the problem, never the values it was given (they
+        # include the webhooks and the ExternalId).
+        hide_input_in_errors=True,
     )
 
     mode: Mode = Field(Mode.DRY_RUN, description="`enforce` revokes; `dry-run` only reports `would-revoke`.")
@@ -269,6 +278,25 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _accounts_readable(self) -> Self:
+        """``KCGUARD_ACCOUNTS`` and its exclude list are readable; organization mode has an ExternalId."""
+        spec = self.accounts_spec()
+        if spec.organization and not (
+            self.member_external_id and self.member_external_id.get_secret_value().strip()
+        ):
+            raise ValueError(
+                "organization mode (KCGUARD_ACCOUNTS other than `self`) needs KCGUARD_MEMBER_EXTERNAL_ID: "
+                "the ExternalId the member role's trust policy requires (docs/organization.md)"
+            )
+        return self
+
+    def accounts_spec(self) -> AccountsSpec:
+        """Which accounts this deployment guards (``accounts.parse_accounts``)."""
+        from .accounts import parse_accounts
+
+        return parse_accounts(self.accounts, self.accounts_exclude)
 
     def model_post_init(self, context: Any, /) -> None:
         """Every secret value is redacted from now on, wherever it came from."""
