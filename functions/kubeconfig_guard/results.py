@@ -86,6 +86,9 @@ REGION_NOT_WATCHED = "RegionNotWatched"
 class ClusterPrincipal(BaseModel):
     """Which (cluster, uid) an entry is about, as ACK's listing named it (actions, decisions)."""
 
+    cloud_account_id: str | None = Field(
+        None, description="Organization mode's daily summary: the account the cluster belongs to."
+    )
     region: str
     cluster_id: str
     cluster_name: str = ""
@@ -112,6 +115,9 @@ class ClusterIssue(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    cloud_account_id: str | None = Field(
+        None, description="Organization mode's daily summary: the account the cluster belongs to."
+    )
     region: str
     cluster_id: str
     cluster_name: str = ""
@@ -132,6 +138,20 @@ class ClusterIssue(BaseModel):
             reason=reason,
             error_code=code,
         )
+
+
+class Notice(BaseModel):
+    """What happened to one channel's notice about an invocation (``notices.py``): sent or not, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    ok: bool
+    status_code: int | None = None
+    attempts: int = 0
+    error: str | None = Field(
+        None, description="Why it was not delivered (redacted: no webhook URL or secret)."
+    )
 
 
 class RevocationResult(BaseModel):
@@ -156,6 +176,9 @@ class RevocationResult(BaseModel):
     clusters_total: int = Field(0, description="Clusters of the watched regions this attempt knew of.")
     counts: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0
+    notices: list[Notice] = Field(
+        default_factory=list, description="The notice sent about this invocation, per channel (notices.py)."
+    )
 
     @property
     def needs_retry(self) -> bool:
@@ -171,6 +194,9 @@ class BatchResult(BaseModel):
     results: list[RevocationResult]
     counts: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0
+    notices: list[Notice] = Field(
+        default_factory=list, description="The one notice sent about the whole batch, per channel."
+    )
 
     @classmethod
     def of(cls, results: list[RevocationResult], seconds: float) -> BatchResult:

@@ -24,8 +24,60 @@ def _who(e: KubeconfigEntry, d: Dialect) -> str:
     )
 
 
-def _where(d: Dialect, name: str, cluster_id: str, region: str) -> str:
+def _where(d: Dialect, name: str, cluster_id: str, region: str, account: str | None = None) -> str:
+    """``cluster [region]``; in organization mode ``cluster [region, account id]``."""
+    if account:
+        return f"{d.text(name or cluster_id)} [{d.text(region)}, account {d.text(account)}]"
     return f"{d.text(name or cluster_id)} [{d.text(region)}]"
+
+
+def _accounts_to_fix(report: Report, max_items: int, d: Dialect) -> list[str]:
+    """Organization mode's first section: accounts whose role could not be used, and a member list
+    that could not be read. Each is something to fix today: until then, nothing there is guarded."""
+    broken = report.accounts_needing_action
+    if not broken and not report.directory_error:
+        return []
+    out = [d.heading(f"Accounts to fix today ({len(broken) + bool(report.directory_error)})", 3)]
+    if report.directory_error:
+        out.append(d.bullet(f"{d.bold('Resource Directory')}: {d.text(report.directory_error)}"))
+    out += [
+        d.bullet(
+            f"{d.bold(a.status.value)} {d.text(a.display_name or a.account_id)} ({d.text(a.account_id)}): "
+            f"{d.text(a.reason)}"
+        )
+        for a in broken[:max_items]
+    ]
+    out += _more(min(len(broken), max_items), len(broken), None, d)
+    if broken:
+        out.append(
+            d.quote(
+                "Nothing in these accounts was listed or revoked. A denied account's member role is "
+                "missing, or its trust policy or ExternalId does not admit this deployment: "
+                "docs/organization.md says how to deploy it."
+            )
+        )
+    return [*out, ""]
+
+
+def _accounts(report: Report, max_items: int, report_url: str | None, d: Dialect) -> list[str]:
+    """Organization mode: one line per guarded account (skipped ones are counted, listed in the report)."""
+    if not report.accounts:
+        return []
+    shown = [a for a in report.accounts if a.status.value in ("ok",)]
+    skipped = sum(1 for a in report.accounts if a.status.value == "skipped")
+    out = [d.heading(f"Accounts ({len(report.accounts) - skipped} guarded, {skipped} skipped)", 3)]
+    for a in shown[:max_items]:
+        t = a.totals
+        out.append(
+            d.bullet(
+                f"{d.text(a.display_name or a.account_id)} ({d.text(a.account_id)}): "
+                f"{t.get('orphaned', 0)} orphaned · {t.get('root', 0)} root · {t.get('expiring', 0)} expiring · "
+                f"{a.kubeconfigs} kubeconfigs on {a.clusters_scanned}/{a.clusters_total} clusters"
+                + (f" — {d.text(a.reason)}" if a.reason else "")
+            )
+        )
+    out += _more(min(len(shown), max_items), len(shown), report_url, d)
+    return [*out, ""]
 
 
 def _more(shown: int, total: int, report_url: str | None, d: Dialect) -> list[str]:
@@ -50,7 +102,7 @@ def _section(
         d.bullet(
             line.format(
                 who=_who(e, d),
-                where=_where(d, e.cluster_name, e.cluster_id, e.region),
+                where=_where(d, e.cluster_name, e.cluster_id, e.region, e.cloud_account_id),
                 days_left=e.days_left,
                 until=d.text(e.cert_expire_time or "unknown"),
             )
@@ -69,7 +121,8 @@ def _decision(item: DecisionItem, d: Dialect) -> str:
     since = item.since.isoformat() if item.since else "?"
     command = d.code(item.command) if item.command else "(an id has unexpected characters: see report.json)"
     return (
-        f"{who} on {_where(d, item.cluster_name, item.cluster_id, item.region)}: Force=false refused on every "
+        f"{who} on {_where(d, item.cluster_name, item.cluster_id, item.region, item.cloud_account_id)}: "
+        "Force=false refused on every "
         f"run since {d.text(since)} ({item.days} days) — by hand: {command}"
     )
 
@@ -128,7 +181,18 @@ def render_markdown(
         f"in {', '.join(d.text(r) for r in report.regions)} · mode {d.code(report.mode.value)}",
         "",
     ]
-    body: list[str] = _needs_decision(report.needs_decision, max_items, report_url, d)
+    if report.accounts:
+        counts = {
+            s: sum(1 for a in report.accounts if a.status.value == s)
+            for s in ("ok", "denied", "error", "skipped")
+        }
+        head.insert(
+            -1,
+            f"{len(report.accounts) - counts['skipped']} accounts: {counts['ok']} ok · {counts['denied']} denied · "
+            f"{counts['error']} error · {counts['skipped']} skipped",
+        )
+    body: list[str] = _accounts_to_fix(report, max_items, d)
+    body += _needs_decision(report.needs_decision, max_items, report_url, d)
     if rec is not None and rec.enabled and rec.actions:
         n = {s: rec.counts.get(s.value, 0) for s in ActionStatus}
         body.append(
@@ -146,7 +210,7 @@ def render_markdown(
         body += [
             d.bullet(
                 f"{d.bold(a.status.value)} {d.code(a.account_name or a.uid)} on "
-                f"{_where(d, a.cluster_name, a.cluster_id, a.region)}: {d.text(a.reason)}"
+                f"{_where(d, a.cluster_name, a.cluster_id, a.region, a.cloud_account_id)}: {d.text(a.reason)}"
             )
             for a in urgent[:max_items]
         ]
@@ -172,7 +236,8 @@ def render_markdown(
         body.append(d.heading(f"Clusters not scanned ({len(report.skipped_clusters)})", 3))
         body += [
             d.bullet(
-                f"{_where(d, c.cluster_name, c.cluster_id, c.region)} {d.bold(c.status.value)}: {d.text(c.reason)}"
+                f"{_where(d, c.cluster_name, c.cluster_id, c.region, c.cloud_account_id)} "
+                f"{d.bold(c.status.value)}: {d.text(c.reason)}"
             )
             for c in report.skipped_clusters[:max_items]
         ]
@@ -180,6 +245,7 @@ def render_markdown(
             min(len(report.skipped_clusters), max_items), len(report.skipped_clusters), report_url, d
         )
         body.append("")
+    body += _accounts(report, max_items, report_url, d)
     body += _section(
         f"Expiring within {report.expiring_days} days",
         report.expiring,

@@ -14,7 +14,7 @@ from ..deadline import Deadline
 from ..engine import Engine, safety_policy
 from ..executor import execute, log_decisions
 from ..models import KubeconfigState
-from ..plan import Candidate, plan_revocations
+from ..plan import Candidate, Plan, decide, enforce_limit, finalize
 from ..principal import EventKind
 from ..results import Action, ActionStatus, Outcome, count_actions
 from ..settings import Mode
@@ -44,22 +44,35 @@ class Reconciled:
         return rec.enabled and rec.mode is Mode.ENFORCE and rec.outcome is not Outcome.LIMIT_EXCEEDED
 
 
-async def reconcile(
+@dataclass
+class OrphanPlan:
+    """The orphans of one account planned (safety rules applied, the limit not yet, nothing written)."""
+
+    reconciliation: Reconciliation
+    plan: Plan | None = None  # None: reconciliation disabled
+    wanted: int = 0
+    locked_not_retried: int = 0
+
+
+def plan_orphans(
     engine: Engine,
     orphans: list[tuple[Candidate, EventKind]],
     *,
     enabled: bool,
     dry_run: bool,
-    deadline: Deadline,
     account_id: str | None,
-) -> Reconciled:
-    """Plan (safety rules, blast radius, mode) and execute the revocation of the orphans."""
+) -> OrphanPlan:
+    """Plan the revocation of one account's orphans with the event path's rules (pure: no I/O).
+
+    The blast-radius limit is applied afterwards over every account's plan of the run
+    (``plan.enforce_limit``), then ``execute_orphans`` writes.
+    """
     settings = engine.settings
     reconciliation = Reconciliation(enabled=enabled, mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE)
     merged = _merge(orphans)
     locked_left = 0 if settings.remediate_locked else sum(1 for _, k in merged if k is EventKind.LOCKED)
     if not enabled:
-        return Reconciled(reconciliation, locked_not_retried=locked_left)
+        return OrphanPlan(reconciliation, locked_not_retried=locked_left)
     wanted = [
         (c, k)
         for c, k in merged
@@ -69,7 +82,16 @@ async def reconcile(
     policy = safety_policy(
         settings, dry_run=dry_run, root_account_id=account_id, caller_uids=engine.caller_uids
     )
-    plan = plan_revocations(wanted, policy)
+    return OrphanPlan(reconciliation, decide(wanted, policy), len(wanted), locked_left)
+
+
+async def execute_orphans(engine: Engine, planned: OrphanPlan, *, deadline: Deadline) -> Reconciled:
+    """Revoke what the plan allows (after ``enforce_limit``), in the account of ``engine``."""
+    settings = engine.settings
+    reconciliation = planned.reconciliation
+    if planned.plan is None:
+        return Reconciled(reconciliation, locked_not_retried=planned.locked_not_retried)
+    plan = finalize(planned.plan)
     log_decisions(plan.decided, CONTEXT)
     actions = plan.decided + await execute(
         engine.client,
@@ -86,11 +108,27 @@ async def reconcile(
     reconciliation.actions = actions[: settings.report_list_limit]
     if plan.limit_exceeded:
         reconciliation.outcome = Outcome.LIMIT_EXCEEDED
-        reconciliation.reason = f"{len(wanted)} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
+        reconciliation.reason = f"{planned.wanted} orphans exceed KCGUARD_MAX_REVOCATIONS; none revoked"
     elif reconciliation.counts.get(ActionStatus.FAILED.value):
         reconciliation.outcome = Outcome.PARTIAL
         reconciliation.reason = "some revocations failed; the next run retries them"
-    return Reconciled(reconciliation, actions, locked_left)
+    return Reconciled(reconciliation, actions, planned.locked_not_retried)
+
+
+async def reconcile(
+    engine: Engine,
+    orphans: list[tuple[Candidate, EventKind]],
+    *,
+    enabled: bool,
+    dry_run: bool,
+    deadline: Deadline,
+    account_id: str | None,
+) -> Reconciled:
+    """Plan (safety rules, blast radius, mode) and execute the revocation of one account's orphans."""
+    planned = plan_orphans(engine, orphans, enabled=enabled, dry_run=dry_run, account_id=account_id)
+    if planned.plan is not None:
+        enforce_limit([planned.plan], engine.settings.max_revocations)
+    return await execute_orphans(engine, planned, deadline=deadline)
 
 
 def _merge(orphans: list[tuple[Candidate, EventKind]]) -> list[tuple[Candidate, EventKind]]:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from ..accounts import AccountStatus
 from ..models import AccountState, AccountType, CertState, Cluster, KubeconfigState
 from ..results import Action, ActionStatus, ClusterIssue, ClusterPrincipal, Outcome
 from ..settings import Mode
@@ -22,6 +23,9 @@ REPORT_SCHEMA_VERSION = 1
 
 
 class KubeconfigEntry(BaseModel):
+    cloud_account_id: str | None = Field(
+        None, description="Organization mode: the Alibaba Cloud account the cluster belongs to."
+    )
     region: str
     cluster_id: str
     cluster_name: str
@@ -42,6 +46,7 @@ class EntryList(BaseModel):
 
 
 class ClusterCounts(BaseModel):
+    cloud_account_id: str | None = None
     region: str
     cluster_id: str
     cluster_name: str
@@ -102,6 +107,24 @@ class NeedsDecision(BaseModel):
         return bool(self.total or self.locked_not_retried or (self.deferred and not self.ages_tracked))
 
 
+class AccountSection(BaseModel):
+    """Organization mode: how the run went in one account, and what it found there."""
+
+    account_id: str
+    display_name: str = ""
+    central: bool = Field(False, description="The account the functions run in (its own role).")
+    status: AccountStatus
+    reason: str = ""
+    error_code: str | None = None
+    regions: list[str] = Field(default_factory=list)
+    kubeconfigs: int = 0
+    clusters_total: int = 0
+    clusters_scanned: int = 0
+    clusters_not_scanned: int = 0
+    totals: dict[str, int] = Field(default_factory=dict)
+    reconciliation: dict[str, int] = Field(default_factory=dict)
+
+
 class Report(BaseModel):
     """The daily summary report (``schema_version`` 1; fields documented in README)."""
 
@@ -131,6 +154,24 @@ class Report(BaseModel):
     )
     api: dict[str, object] = Field(default_factory=dict)
     duration_ms: int = 0
+    accounts_mode: str = Field(
+        "self", description="KCGUARD_ACCOUNTS' mode: self, resource-directory or list."
+    )
+    accounts: list[AccountSection] = Field(
+        default_factory=list,
+        description="Organization mode: one section per account (denied and error first); empty in self mode.",
+    )
+    by_account: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Organization mode: the classes' counts per account."
+    )
+    directory_error: str | None = Field(
+        None, description="Organization mode: why the Resource Directory's members could not be read."
+    )
+
+    @property
+    def accounts_needing_action(self) -> list[AccountSection]:
+        """Accounts denied or in error: a member role to fix today (the digest's first section)."""
+        return [a for a in self.accounts if a.status in (AccountStatus.DENIED, AccountStatus.ERROR)]
 
     @property
     def needs_attention(self) -> bool:
@@ -138,6 +179,7 @@ class Report(BaseModel):
             bool(self.orphaned.total or self.root.total or self.expiring.total or self.skipped_clusters)
             or bool(self.reconciliation and self.reconciliation.counts.get(ActionStatus.FAILED.value))
             or bool(self.needs_decision and self.needs_decision.shown)
+            or bool(self.accounts_needing_action or self.directory_error)
         )
 
 
@@ -165,19 +207,25 @@ class ReportBuilder:
         self._list_totals: Counter[KubeconfigClass] = Counter()
         self._expiring: list[tuple[float, int, KubeconfigEntry]] = []  # max-heap on days left (negated)
         self._seq = 0
+        self.by_account: dict[str, dict[str, int]] = {}
+        self.account_kubeconfigs: Counter[str] = Counter()
+        self.account_clusters: Counter[str] = Counter()
 
     def add_cluster(
-        self, region: str, cluster: Cluster, states: list[KubeconfigState]
+        self, region: str, cluster: Cluster, states: list[KubeconfigState], account: str | None = None
     ) -> list[KubeconfigState]:
-        """Count a cluster's states; return its orphaned states (for reconciliation)."""
+        """Count a cluster's states (of ``account``, in organization mode); return its orphaned states."""
         counts = _zero()
         region_counts = self.by_region.setdefault(region, _zero())
+        account_counts = self.by_account.setdefault(account, _zero()) if account is not None else None
         orphans: list[KubeconfigState] = []
         for state in states:
             cls = classify(state, self.now, self.expiring_days)
             counts[cls.value] += 1
             region_counts[cls.value] += 1
             self.totals[cls.value] += 1
+            if account_counts is not None:
+                account_counts[cls.value] += 1
             type_name = state.account_type.value if state.account_type else "?"
             self.by_type.setdefault(type_name, _zero())[cls.value] += 1
             expires = parse_time(state.cert_expire_time)
@@ -186,10 +234,14 @@ class ReportBuilder:
             if cls is KubeconfigClass.ORPHANED:
                 orphans.append(state)
             if cls in (KubeconfigClass.ORPHANED, KubeconfigClass.ROOT, KubeconfigClass.EXPIRING):
-                self._keep(cls, self._entry(region, cluster, state))
+                self._keep(cls, self._entry(region, cluster, state, account))
         self.kubeconfigs += len(states)
+        if account is not None:
+            self.account_kubeconfigs[account] += len(states)
+            self.account_clusters[account] += 1
         self.by_cluster.append(
             ClusterCounts(
+                cloud_account_id=account,
                 region=region,
                 cluster_id=cluster.cluster_id,
                 cluster_name=cluster.name,
@@ -200,9 +252,12 @@ class ReportBuilder:
         )
         return orphans
 
-    def _entry(self, region: str, cluster: Cluster, state: KubeconfigState) -> KubeconfigEntry:
+    def _entry(
+        self, region: str, cluster: Cluster, state: KubeconfigState, account: str | None
+    ) -> KubeconfigEntry:
         left = days_left(state, self.now)
         return KubeconfigEntry(
+            cloud_account_id=account,
             region=region,
             cluster_id=cluster.cluster_id,
             cluster_name=cluster.name,
@@ -237,13 +292,21 @@ class ReportBuilder:
 
         def ordered(items: list[KubeconfigEntry]) -> list[KubeconfigEntry]:
             return sorted(
-                items, key=lambda e: (e.region, e.cluster_name, e.cluster_id, e.account_name, e.account_id)
+                items,
+                key=lambda e: (
+                    e.cloud_account_id or "",
+                    e.region,
+                    e.cluster_name,
+                    e.cluster_id,
+                    e.account_name,
+                    e.account_id,
+                ),
             )
 
         expiring = [
             e for _, _, e in sorted(self._expiring, key=lambda t: (-t[0], t[2].cluster_id, t[2].account_id))
         ]
-        by_cluster = sorted(self.by_cluster, key=lambda c: (c.region, c.cluster_id))
+        by_cluster = sorted(self.by_cluster, key=lambda c: (c.cloud_account_id or "", c.region, c.cluster_id))
         by_region = {r: self.by_region[r] for r in sorted(self.by_region)}
         by_type = {t: self.by_type[t] for t in sorted(self.by_type)}
         return Report(
@@ -257,5 +320,6 @@ class ReportBuilder:
             expiring=entry_list(KubeconfigClass.EXPIRING, expiring),
             expiry_by_month=dict(sorted(self.months.items())),
             expiring_days=self.expiring_days,
+            by_account={a: self.by_account[a] for a in sorted(self.by_account)},
             **fields,
         )

@@ -60,8 +60,10 @@ async def scan(
     not_before: float,
     deadline: Deadline,
     progress: Progress | None = None,
+    account: str | None = None,
 ) -> Scan:
-    """List every cluster of the regions (bounded by the deadline) into ``builder``."""
+    """List every cluster of the regions (bounded by the deadline) into ``builder`` (as ``account``'s
+    clusters, in organization mode: every issue then names it too)."""
     result = Scan()
     clusters = await engine.watched_clusters(regions, not_before, result.issues, deadline)
     result.clusters_total = len(clusters)
@@ -83,7 +85,7 @@ async def scan(
                 except AckApiError as error:
                     result.issues.append(listing_issue(region, cluster, error))
                     return
-            for state in builder.add_cluster(region, cluster, states):
+            for state in builder.add_cluster(region, cluster, states, account):
                 if (kind := orphan_kind(state)) is not None:
                     result.orphans.extend((c, kind) for c in group_candidates(region, cluster, [state]))
         finally:
@@ -93,6 +95,8 @@ async def scan(
 
     _, cut = await run_until([one(r, c) for r, c in clusters], deadline.remaining(listing=True))
     result.issues += [late(*clusters[index]) for index in cut]
+    if account is not None:
+        result.issues = [issue.model_copy(update={"cloud_account_id": account}) for issue in result.issues]
     return result
 
 
