@@ -31,8 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # ":ram:" in an ARN is text, never an emoji
+err = Console(stderr=True, emoji=False)
 
 
 class LogFormat(str, Enum):
@@ -94,20 +94,40 @@ def _runtime(
         with Runtime(Settings(**overrides)) as runtime:
             yield runtime, LocalContext()
         return
-    from .fake import FakeAck, FakeAckServer, dump_world, load_world
+    from .fake import FakeAck, FakeAckServer, FakeCloud, dump_world, load_world
+    from .fake.world import DEFAULT_EXTERNAL_ID
 
     assert fake is not None
     try:
-        backend = FakeAck(load_world(fake))
+        world = load_world(fake)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"cannot load the world file {fake}: {exc}") from None
+    backend: FakeAck | FakeCloud = FakeCloud(world) if world.organization is not None else FakeAck(world)
+    regions = list(world.regions)
+    if world.organization is not None:
+        # An organization world: organization mode over its Resource Directory unless told otherwise,
+        # with the ExternalId the world's member roles require (the demo's).
+        for member in world.organization.members:
+            regions += [r for r in member.regions if r not in regions]
+        if not os.environ.get("KCGUARD_ACCOUNTS") and "accounts" not in overrides:
+            overrides["accounts"] = "resource-directory"
+        if not os.environ.get("KCGUARD_MEMBER_EXTERNAL_ID") and "member_external_id" not in overrides:
+            overrides["member_external_id"] = DEFAULT_EXTERNAL_ID
     if not os.environ.get("KCGUARD_REGIONS") and "regions" not in overrides:
-        overrides["regions"] = [r for r in backend.to_world().regions]
+        overrides["regions"] = regions
     with FakeAckServer(backend) as server:
-        settings = Settings(cs_endpoint=server.url, **overrides)
+        try:
+            settings = Settings(
+                cs_endpoint=server.url,
+                sts_endpoint=server.url,
+                resourcemanager_endpoint=server.url,
+                **overrides,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         with Runtime(settings, credentials=StaticCredentials(from_environment_or_demo())) as runtime:
             try:
-                yield runtime, LocalContext(account_id=backend.account_id or None)
+                yield runtime, LocalContext(account_id=world.account_id or None)
             finally:
                 if dump is not None:
                     dump_world(backend.to_world(), dump)
@@ -140,18 +160,38 @@ def demo(
     event: Annotated[Path, typer.Option(help="The deletion event to replay.")] = Path(
         "events/ram-delete-user.json"
     ),
+    organization: Annotated[
+        bool, typer.Option("--organization", help="The organization demo (examples/organization.json).")
+    ] = False,
 ) -> None:
-    """Replay a RAM user deletion against the embedded fake and show what was revoked."""
-    from .handlers import handle_event
+    """Replay a RAM user deletion against the embedded fake and show what was revoked.
+
+    ``--organization``: a Resource Directory of three members (examples/organization.json); the
+    deletion of a user of the prod member is routed to the central account, revoked in prod only
+    (staging's user of the same name is untouched), and the daily summary shows every account,
+    the sandbox member whose role does not trust this deployment as denied."""
+    from .handlers import handle_event, handle_summary
     from .results import ActionStatus, RevocationResult
 
+    if organization:
+        world = world if world != Path("examples/world.json") else Path("examples/organization.json")
+        event = (
+            event
+            if event != Path("events/ram-delete-user.json")
+            else Path("events/organization/routed-delete-user.json")
+        )
     for path in (world, event):
         if not path.exists():
             raise typer.BadParameter(f"{path} not found: run `kcguard demo` from the repository root")
     overrides: dict[str, Any] = {"mode": Mode.ENFORCE, "allow_manual_enforce": True, "log_level": "WARNING"}
+    summary = None
     with _runtime(world, False, None, **overrides) as (runtime, context):
         result = handle_event(event.read_bytes(), context, runtime=runtime)
+        if organization:
+            summary = handle_summary({"dryRun": True}, context, runtime=runtime)
     assert isinstance(result, RevocationResult)
+    if result.account_id and organization:
+        out.print(f"[bold]Account[/bold] {rich_text(result.account_id)} (routed to the central account)")
     who = result.principal.describe() if result.principal else "?"
     out.print(f"[bold]Event[/bold] {rich_text(result.event_name)} of {rich_text(who)}")
     table = Table(title=f"kubeconfig-guard demo — {result.outcome.value}: {rich_text(result.reason)}")
@@ -187,6 +227,22 @@ def demo(
         f"{result.counts.get('revoked', 0)} revoked on {result.clusters_scanned} clusters scanned "
         f"in {result.duration_ms} ms (mode enforce, against the fake ACK; nothing left this machine)."
     )
+    if summary is not None and summary.report is not None:
+        accounts = Table(title=f"The daily summary (dry-run) — {rich_text(summary.reason)}")
+        for column in ("account", "name", "status", "orphaned", "clusters"):
+            accounts.add_column(column, no_wrap=True)
+        accounts.add_column("reason")
+        for a_ in summary.report.accounts:
+            color = {"ok": "green", "denied": "red", "error": "red"}.get(a_.status.value, "dim")
+            accounts.add_row(
+                rich_text(a_.account_id),
+                rich_text(a_.display_name),
+                f"[{color}]{a_.status.value}[/]",
+                str(a_.totals.get("orphaned", 0)),
+                f"{a_.clusters_scanned}/{a_.clusters_total}",
+                rich_text(a_.reason),
+            )
+        out.print(accounts)
 
 
 @app.command()

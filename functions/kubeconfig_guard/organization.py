@@ -205,16 +205,19 @@ class MemberSession:
         assert isinstance(answer, _AssumeRoleAnswer)
         found = answer.Credentials
         expires = _expiration(found.Expiration)
-        if expires is None or expires <= asked:
+        if expires is None:
             raise AckApiError(
                 status=200,
                 code="InvalidResponse.Shape",
-                message="the session's Expiration is not a time in the future",
+                message="the session's Expiration is not a time",
                 operation=ASSUME_ROLE.name,
             )
-        # Never trust a session to outlive what was asked for.
-        expires = min(expires, asked + self._duration)
+        # Never trust a session to outlive what was asked for. An Expiration already past by this
+        # clock is a clock apart from STS's: the session is used for what was asked, and a token ACK
+        # refuses as expired is dropped and assumed again (``invalidate``, once per request).
         life = expires - asked
+        life = self._duration if life <= 0 else min(life, self._duration)
+        expires = asked + life
         self._credentials = Credentials(
             found.AccessKeyId, SecretStr(found.AccessKeySecret), SecretStr(found.SecurityToken)
         )
@@ -292,7 +295,7 @@ async def list_members(client: AckClient, origin: httpwire.Origin) -> list[Membe
                 ),
             )
         if len(items) < size:
-            if total is not None and total > page * size:
+            if total is not None and total > (page - 1) * size + len(items):
                 raise failure(
                     "Listing.InvalidPage",
                     f"page {page} holds {len(items)} accounts but the API claims {total}",
@@ -385,6 +388,11 @@ class Organization:
         return f"account {account_id} is not a member of the Resource Directory"
 
     # --- scopes ---------------------------------------------------------------------------
+
+    @property
+    def scopes(self) -> dict[str, AccountScope]:
+        """The scopes made so far on this instance, by account id."""
+        return dict(self._scopes)
 
     def scope(self, account: GuardedAccount) -> AccountScope:
         """The account's scope (made once per instance)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeconfig_guard.credentials import StaticCredentials, from_environment_or_demo
-from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, World, load_world
+from kubeconfig_guard.fake import FakeAck, FakeAckServer, FakeAckTransport, FakeCloud, World, load_world
 from kubeconfig_guard.runtime import Runtime
 from support.worlds import EXAMPLE_WORLD, ROOT, settings
 
@@ -21,9 +21,10 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "AL
 
 
 class Harness:
-    """A fake ACK backend and the runtimes whose client reaches it over one front end (``wire``)."""
+    """A fake ACK backend (or a whole organization's ``FakeCloud``) and the runtimes whose client
+    reaches it over one front end (``wire``): ACK, STS and Resource Manager alike."""
 
-    def __init__(self, backend: FakeAck, wire: str) -> None:
+    def __init__(self, backend: FakeAck | FakeCloud, wire: str) -> None:
         if wire not in WIRES:
             raise ValueError(f"wire must be one of {WIRES}, not {wire!r}")
         self.backend = backend
@@ -37,10 +38,14 @@ class Harness:
         if self.wire == "http":
             if self._server is None:
                 self._server = FakeAckServer(self.backend).start()
-            rt = Runtime(settings(cs_endpoint=self._server.url, **overrides), credentials=creds)
+            url = self._server.url
+            endpoints = {"cs_endpoint": url, "sts_endpoint": url, "resourcemanager_endpoint": url}
+            rt = Runtime(settings(**endpoints, **overrides), credentials=creds)
         else:
+            nowhere = "http://127.0.0.1:1"  # the transport answers: nothing is sent there
+            endpoints = {"cs_endpoint": nowhere, "sts_endpoint": nowhere, "resourcemanager_endpoint": nowhere}
             rt = Runtime(
-                settings(cs_endpoint="http://127.0.0.1:1", **overrides),
+                settings(**endpoints, **overrides),
                 credentials=creds,
                 transport=FakeAckTransport(self.backend),
             )
@@ -61,9 +66,15 @@ class Harnesses:
         self.wire = wire
         self._made: list[Harness] = []
 
-    def __call__(self, w: World | FakeAck | None = None) -> Harness:
-        """A harness over ``w``: a world (default: examples/world.json) or a backend built by the test."""
-        backend = w if isinstance(w, FakeAck) else FakeAck(w or load_world(EXAMPLE_WORLD))
+    def __call__(self, w: World | FakeAck | FakeCloud | None = None) -> Harness:
+        """A harness over ``w``: a world (default: examples/world.json; one with an organization is
+        served by a ``FakeCloud``) or a backend built by the test."""
+        backend: FakeAck | FakeCloud
+        if isinstance(w, (FakeAck, FakeCloud)):
+            backend = w
+        else:
+            world = w or load_world(EXAMPLE_WORLD)
+            backend = FakeCloud(world) if world.organization is not None else FakeAck(world)
         h = Harness(backend, self.wire)
         self._made.append(h)
         return h
@@ -83,7 +94,7 @@ def harnesses(wire: str) -> Iterator[Harnesses]:
 
 
 @contextlib.contextmanager
-def one_harness(w: World | FakeAck | None = None, wire: str = "inproc") -> Iterator[Harness]:
+def one_harness(w: World | FakeAck | FakeCloud | None = None, wire: str = "inproc") -> Iterator[Harness]:
     """One harness for a ``with`` block (or a module-scoped fixture)."""
     with harnesses(wire) as make:
         yield make(w)

@@ -27,6 +27,7 @@ from .faults import FaultInjector
 from .world import (
     ClusterRecord,
     KubeconfigRecord,
+    OrganizationRecord,
     RegionRecord,
     RevokedKubeconfig,
     World,
@@ -43,13 +44,16 @@ Hook = Callable[["FakeAck", str, dict[str, str]], None]
 
 
 class FakeAckError(Exception):
-    """An ACK error answer: HTTP status, ACK error code and message."""
+    """An error answer: HTTP status, error code and message (``detail``: more keys of the answer)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, detail: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(f"HTTP {status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.detail: dict[str, Any] = dict(detail or {})
 
 
 def invalid_parameter(message: str) -> FakeAckError:
@@ -185,6 +189,7 @@ class FakeAck:
         access_key_secret: str | None = None,
         security_token: str | None = None,
         fault_seed: int = 0,
+        copy_world: bool = True,
     ) -> None:
         self._lock = threading.RLock()
         self.verify_signatures = verify_signatures
@@ -201,6 +206,7 @@ class FakeAck:
         self._region_order: list[str] = []
         self._pinned_now: datetime | None = None
         self._world_extra: dict[str, Any] = {}
+        self._organization: OrganizationRecord | None = None
         self.calls: Counter[str] = Counter()
         self.revocations: list[RevocationRecord] = []
         self.clean_calls: list[CleanCall] = []
@@ -210,18 +216,25 @@ class FakeAck:
         # ``params``. Direct calls of the typed operations below do not run them.
         self.hooks: list[Hook] = []
         self.faults = FaultInjector(fault_seed)
-        self.from_world(world or World())
+        self.from_world(world or World(), copy=copy_world)
 
     # --- world -------------------------------------------------------------------------
 
-    def from_world(self, world: World) -> None:
-        """Replace the whole state by a copy of ``world`` (counters and hooks are kept)."""
-        world = world.model_copy(deep=True)
+    def from_world(self, world: World, *, copy: bool = True) -> None:
+        """Replace the whole state by a copy of ``world`` (counters and hooks are kept).
+
+        ``copy=False`` adopts the world's cluster records as they are (no deep copy of a large
+        world): the caller gives them up. A world's ``organization`` is kept for ``to_world`` only:
+        this backend serves the world's own account (``FakeCloud`` serves the organization).
+        """
+        if copy:
+            world = world.model_copy(deep=True)
         with self._lock:
             self.account_id = world.account_id
             self.caller_uid = world.caller_uid
             self._pinned_now = parse_world_time(world.now) if world.now else None
             self._world_extra = dict(world.model_extra or {})
+            self._organization = world.organization
             self._clusters = {}
             self._region_order = list(world.regions)
             for region_id, region in world.regions.items():
@@ -243,6 +256,7 @@ class FakeAck:
                 caller_uid=self.caller_uid,
                 now=format_time(self._pinned_now) if self._pinned_now else None,
                 regions=regions,
+                organization=self._organization.model_copy(deep=True) if self._organization else None,
                 **self._world_extra,
             )
 

@@ -32,7 +32,9 @@ class FaultSpec:
 
     - ``latency_seconds``: added to every request.
     - ``rate_limit_rps`` / ``burst``: a token bucket per operation; requests beyond it get
-      HTTP 429 ``Throttling.User``. ``burst`` defaults to ``max(1, rate_limit_rps)``.
+      HTTP 429 ``Throttling.User``. ``burst`` defaults to ``max(1, rate_limit_rps)``. With
+      ``rate_limit_scope="all"`` one bucket serves every operation whose spec says so (a quota
+      of the whole injector: one account's ACK API, say), instead of one per operation.
     - ``throttle_rate``: share of requests answered 429 ``Throttling.User`` whatever the
       request rate (other tools exhausting the account's quota; operation not applied).
     - ``error_rate_5xx``: share of requests answered 503 ``ServiceUnavailable`` or 500
@@ -68,6 +70,7 @@ class FaultSpec:
     latency_seconds: float = 0.0
     rate_limit_rps: float | None = None
     burst: float | None = None
+    rate_limit_scope: Literal["operation", "all"] = "operation"
     throttle_rate: float = 0.0
     error_rate_5xx: float = 0.0
     hang_rate: float = 0.0
@@ -133,6 +136,7 @@ class _TokenBucket:
 
 
 FaultObserver = Callable[[str, FaultDecision], None]
+_SHARED_BUCKET = "\x00all"  # the bucket of rate_limit_scope="all" (no operation has this name)
 
 
 class FaultInjector:
@@ -215,10 +219,11 @@ class FaultInjector:
                     answer_after_apply=spec.answer_after_apply,
                 )
             if spec.rate_limit_rps is not None:
-                bucket = self._buckets.get(operation)
+                key = operation if spec.rate_limit_scope == "operation" else _SHARED_BUCKET
+                bucket = self._buckets.get(key)
                 if bucket is None:
                     burst = spec.burst if spec.burst is not None else max(1.0, spec.rate_limit_rps)
-                    bucket = self._buckets[operation] = _TokenBucket(spec.rate_limit_rps, burst)
+                    bucket = self._buckets[key] = _TokenBucket(spec.rate_limit_rps, burst)
                 if not bucket.take():
                     self.counts["throttled"] += 1
                     return replace(base, throttled=True)

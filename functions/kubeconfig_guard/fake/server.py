@@ -1,4 +1,4 @@
-"""Network front end: a real HTTP/1.1 server on loopback over a ``FakeAck`` backend.
+"""Network front end: a real HTTP/1.1 server on loopback over a ``FakeAck`` backend or a ``FakeCloud``.
 
 Threaded (one daemon thread per connection), keep-alive, quiet. Faults are carried
 out on the socket: latency sleeps in the handler thread; a hang answers nothing and
@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from . import wire
-from .backend import FakeAck
+from .cloudwire import Served, answer
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 
@@ -62,13 +62,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            answer = wire.handle(self.server.backend, self.command, self.path, self.headers.items(), body)
+            served = answer(self.server.backend, self.command, self.path, self.headers.items(), body)
         except Exception as exc:  # a bug in the fake or in a test hook: say so, loudly
             traceback.print_exc()
-            answer = wire.error_response(
+            served = wire.error_response(
                 500, "InternalError", f"fake ACK failure: {type(exc).__name__}: {exc}"
             )
-        fault = answer.fault
+        fault = served.fault
         stopping = self.server.stopping
         if fault.latency_seconds > 0 and stopping.wait(fault.latency_seconds):
             raise _Aborted
@@ -79,20 +79,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         if fault.kind == "slow" and stopping.wait(fault.seconds):
             raise _Aborted
-        head = self._head(answer)
+        head = self._head(served)
         if fault.kind == "reset":
-            self.wfile.write(head + answer.body[: len(answer.body) // 2])
+            self.wfile.write(head + served.body[: len(served.body) // 2])
             self.wfile.flush()
             self._reset()
-        self.wfile.write(head + answer.body)
+        self.wfile.write(head + served.body)
 
-    def _head(self, answer: wire.WireResponse) -> bytes:
+    def _head(self, served: wire.WireResponse) -> bytes:
         lines = [
-            f"HTTP/1.1 {answer.status} {answer.reason}",
+            f"HTTP/1.1 {served.status} {served.reason}",
             f"Date: {formatdate(usegmt=True)}",
-            f"Content-Length: {len(answer.body)}",
+            f"Content-Length: {len(served.body)}",
         ]
-        lines += [f"{name}: {value}" for name, value in answer.headers.items()]
+        lines += [f"{name}: {value}" for name, value in served.headers.items()]
         if self.close_connection:
             lines.append("Connection: close")
         else:
@@ -123,7 +123,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], backend: FakeAck) -> None:
+    def __init__(self, address: tuple[str, int], backend: Served) -> None:
         self.backend = backend
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -153,12 +153,13 @@ class _Server6(_Server):
 
 
 class FakeAckServer:
-    """A real HTTP/1.1 server on loopback answering like ACK from a ``FakeAck`` backend.
+    """A real HTTP/1.1 server on loopback answering like ACK from a ``FakeAck`` backend, or like the
+    whole cloud (ACK per account, STS and Resource Manager on the same port) from a ``FakeCloud``.
 
     ``with FakeAckServer(backend) as server: ... server.url`` (``http://127.0.0.1:PORT``).
     """
 
-    def __init__(self, backend: FakeAck, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, backend: Served, host: str = "127.0.0.1", port: int = 0) -> None:
         self.backend = backend
         self._address = (host, port)
         self._server: _Server | None = None

@@ -9,11 +9,23 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from .. import api, signing
 from ..api import API_VERSION
 from ..credentials import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
-from .world import ClusterRecord, KubeconfigRecord, RegionRecord, World
+from .world import (
+    MEMBER_ROLE_ACTIONS,
+    AccessKeyRecord,
+    ClusterRecord,
+    KubeconfigRecord,
+    MemberAccountRecord,
+    OrganizationRecord,
+    RegionRecord,
+    RoleRecord,
+    World,
+    role_arn,
+)
 
 
 def acs_action_of(method: str, path: str) -> str:
@@ -33,20 +45,25 @@ def signed_request(
     security_token: str | None = None,
     action: str | None = None,
     body: bytes = b"",
+    version: str = API_VERSION,
+    content_type: str | None = None,
 ) -> tuple[str, dict[str, str]]:
     """(raw target ``path?query``, headers) of a correctly signed ACS3 request.
 
-    ``path`` is the raw (already percent-encoded) path, as it goes on the wire.
+    ``path`` is the raw (already percent-encoded) path, as it goes on the wire. RPC requests
+    (STS, Resource Manager): ``signed_rpc``.
     """
     query = dict(query or {})
     headers = {
         "host": host,
         "x-acs-action": action or acs_action_of(method, path),
-        "x-acs-version": API_VERSION,
+        "x-acs-version": version,
         "x-acs-date": signing.acs_date(),
         "x-acs-signature-nonce": uuid.uuid4().hex,
         "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
     }
+    if content_type is not None:
+        headers["content-type"] = content_type
     if security_token is not None:
         headers["x-acs-security-token"] = security_token
     headers["authorization"] = signing.authorization(
@@ -60,6 +77,44 @@ def signed_request(
     )
     raw_query = signing.canonical_query(query)
     return path + (f"?{raw_query}" if raw_query else ""), headers
+
+
+def signed_rpc(
+    operation: api.Operation,
+    params: Mapping[str, str] | None = None,
+    *,
+    host: str | None = None,
+    access_key_id: str = DEMO_ACCESS_KEY_ID,
+    access_key_secret: str = DEMO_ACCESS_KEY_SECRET,
+    security_token: str | None = None,
+    form: bool = False,
+) -> tuple[str, dict[str, str], bytes]:
+    """(raw target, headers, body) of a correctly signed RPC request (``POST /``), as the official
+    SDKs send one (``api.ASSUME_ROLE``, ``api.LIST_ACCOUNTS``): the operation in ``x-acs-action`` and
+    ``x-acs-version``, the parameters in the query string, or with ``form`` in a form-encoded body.
+    """
+    body = b""
+    query: Mapping[str, str] | None = params
+    content_type = None
+    if form:
+        body = "&".join(
+            f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in (params or {}).items()
+        ).encode()
+        query, content_type = None, "application/x-www-form-urlencoded"
+    target, headers = signed_request(
+        operation.method,
+        operation.path,
+        query,
+        host=host or f"{operation.product}.aliyuncs.com",
+        access_key_id=access_key_id,
+        access_key_secret=access_key_secret,
+        security_token=security_token,
+        action=operation.name,
+        body=body,
+        version=operation.version,
+        content_type=content_type,
+    )
+    return target, headers, body
 
 
 def kubeconfig(
@@ -139,3 +194,140 @@ def small_world(*, states_on_big: int = 123) -> World:
             ),
         },
     )
+
+
+# --- a small organization ----------------------------------------------------------------------
+
+CENTRAL_ID = "5000000000000001"
+PROD_ID, STAGING_ID, SANDBOX_ID = "1300000000000001", "1300000000000002", "1300000000000003"
+OUTSIDER_ID = "9900000000000001"
+MEMBER_ROLE = "kubeconfig-guard-member"
+EXTERNAL_ID = "kcguard-test-external-id"
+LEAVER, STAGING_LEAVER = "200000000000000777", "200000000000000778"
+# Extra permanent keys: a role of an account outside the organization, and an administrator of prod.
+OUTSIDER_KEY = ("LTAI-outsider-key", "outsider-secret")
+PROD_ADMIN_KEY = ("LTAI-prod-admin-key", "prod-admin-secret")
+
+
+def member_role(
+    trusted: list[str] | None = None, *, actions: tuple[str, ...] = MEMBER_ROLE_ACTIONS
+) -> RoleRecord:
+    """The member role: trusts the central event and summary roles with ``EXTERNAL_ID``."""
+    return RoleRecord(
+        role_name=MEMBER_ROLE,
+        trusted_principals=trusted
+        if trusted is not None
+        else [
+            role_arn(CENTRAL_ID, "kubeconfig-guard-event"),
+            role_arn(CENTRAL_ID, "kubeconfig-guard-summary"),
+        ],
+        external_id=EXTERNAL_ID,
+        allowed_actions=list(actions),
+    )
+
+
+def small_organization() -> World:
+    """``small_world()`` as the central account of a Resource Directory with three members.
+
+    - prod (``PROD_ID``): ``c-prod-a`` (cn-hangzhou) and ``c-prod-b`` (ap-southeast-1), the Deleted
+      user ``leaver`` (``LEAVER``) on both, pat (Active) on ``c-prod-a``.
+    - staging (``STAGING_ID``): ``c-staging``, another RAM user named ``leaver``
+      (``STAGING_LEAVER``, Deleted).
+    - sandbox (``SANDBOX_ID``): ``c-sandbox``; its member role trusts only its own account.
+    Every account has ``MEMBER_ROLE`` (sandbox's aside, trusting the central
+    ``kubeconfig-guard-event`` and ``-summary`` roles with ``EXTERNAL_ID``; the three ACK actions).
+    The demo key is the central ``kubeconfig-guard-event`` role; ``OUTSIDER_KEY`` a role of
+    ``OUTSIDER_ID`` (outside the directory), ``PROD_ADMIN_KEY`` the role ``prod-admin`` of prod
+    (every action allowed).
+    """
+    world = small_world()
+
+    def leaver(uid: str) -> KubeconfigRecord:
+        return kubeconfig(uid, "leaver", account_state="Deleted", last_access="2026-10-01T00:00:00Z")
+
+    def member(
+        uid: str, name: str, regions: dict[str, RegionRecord], role: RoleRecord
+    ) -> MemberAccountRecord:
+        return MemberAccountRecord(account_id=uid, display_name=name, regions=regions, roles=[role])
+
+    world.organization = OrganizationRecord(
+        resource_directory_id="rd-3k4v2x",
+        roles=[member_role()],
+        members=[
+            member(
+                PROD_ID,
+                "prod",
+                {
+                    "cn-hangzhou": RegionRecord(
+                        clusters=[
+                            ClusterRecord(
+                                cluster_id="c-prod-a",
+                                name="prod-a",
+                                kubeconfigs=[
+                                    leaver(LEAVER),
+                                    kubeconfig("200000000000000701", "pat"),
+                                ],
+                            )
+                        ]
+                    ),
+                    "ap-southeast-1": RegionRecord(
+                        clusters=[
+                            ClusterRecord(
+                                cluster_id="c-prod-b",
+                                name="prod-b",
+                                kubeconfigs=[leaver(LEAVER)],
+                            )
+                        ]
+                    ),
+                },
+                member_role(),
+            ),
+            member(
+                STAGING_ID,
+                "staging",
+                {
+                    "cn-hangzhou": RegionRecord(
+                        clusters=[
+                            ClusterRecord(
+                                cluster_id="c-staging",
+                                name="staging",
+                                kubeconfigs=[leaver(STAGING_LEAVER)],
+                            )
+                        ]
+                    )
+                },
+                member_role(),
+            ),
+            member(
+                SANDBOX_ID,
+                "sandbox",
+                {
+                    "cn-shanghai": RegionRecord(
+                        clusters=[
+                            ClusterRecord(
+                                cluster_id="c-sandbox",
+                                name="sandbox",
+                                kubeconfigs=[kubeconfig("200000000000000901", "kim")],
+                            )
+                        ]
+                    )
+                },
+                member_role([f"acs:ram::{SANDBOX_ID}:root"]),
+            ),
+        ],
+        access_keys=[
+            AccessKeyRecord(
+                access_key_id=OUTSIDER_KEY[0],
+                access_key_secret=OUTSIDER_KEY[1],
+                account_id=OUTSIDER_ID,
+                role_name="intruder",
+            ),
+            AccessKeyRecord(
+                access_key_id=PROD_ADMIN_KEY[0],
+                access_key_secret=PROD_ADMIN_KEY[1],
+                account_id=PROD_ID,
+                role_name="prod-admin",
+            ),
+        ],
+    )
+    return world

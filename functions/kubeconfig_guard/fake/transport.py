@@ -1,7 +1,7 @@
-"""In-process front end: an httpx transport (async and sync) over a ``FakeAck`` backend.
+"""In-process front end: an httpx transport (async and sync) over a ``FakeAck`` backend or a ``FakeCloud``.
 
 ``httpx.AsyncClient(transport=FakeAckTransport(backend))`` sends requests straight to
-the wire layer, no sockets. Faults map to what httpx would raise: a hang or a slow
+the wire layer, no sockets (``FakeAckTransport(cloud)``: every account, STS and Resource Manager). Faults map to what httpx would raise: a hang or a slow
 answer beyond the request's read timeout sleeps that long and raises
 ``httpx.ReadTimeout``; a reset raises ``httpx.RemoteProtocolError``.
 """
@@ -14,7 +14,7 @@ import time
 import httpx
 
 from . import wire
-from .backend import FakeAck
+from .cloudwire import Served, answer
 
 
 def _read_timeout(request: httpx.Request) -> float | None:
@@ -34,47 +34,48 @@ def _to_httpx(request: httpx.Request, answer: wire.WireResponse) -> httpx.Respon
 
 
 class FakeAckTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
-    """An httpx transport answering like ACK from a ``FakeAck`` backend (usable sync and async)."""
+    """An httpx transport answering like ACK from a ``FakeAck`` backend (usable sync and async), or
+    like the whole cloud (ACK per account, STS, Resource Manager) from a ``FakeCloud``."""
 
-    def __init__(self, backend: FakeAck) -> None:
+    def __init__(self, backend: Served) -> None:
         self.backend = backend
 
     def _plan(
         self, request: httpx.Request, body: bytes
     ) -> tuple[wire.WireResponse, float, BaseException | None]:
         """(answer, seconds to wait first, exception to raise after waiting instead of answering)."""
-        answer = wire.handle(
+        served = answer(
             self.backend, request.method, _raw_target(request), request.headers.multi_items(), body
         )
-        fault = answer.fault
+        fault = served.fault
         delay = fault.latency_seconds
         read_timeout = _read_timeout(request)
         if fault.kind in ("hang", "slow"):
             if read_timeout is not None and fault.seconds >= read_timeout:
-                return answer, delay + read_timeout, httpx.ReadTimeout("fake ACK: no answer", request=request)
+                return served, delay + read_timeout, httpx.ReadTimeout("fake ACK: no answer", request=request)
             if fault.kind == "hang":  # the server closes the connection without answering
                 error = httpx.RemoteProtocolError("fake ACK: server disconnected", request=request)
-                return answer, delay + fault.seconds, error
-            return answer, delay + fault.seconds, None
+                return served, delay + fault.seconds, error
+            return served, delay + fault.seconds, None
         if fault.kind == "reset":
             error = httpx.RemoteProtocolError("fake ACK: connection reset by peer", request=request)
-            return answer, delay, error
-        return answer, delay, None
+            return served, delay, error
+        return served, delay, None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        answer, delay, error = self._plan(request, body)
+        served, delay, error = self._plan(request, body)
         if delay > 0:
             await asyncio.sleep(delay)
         if error is not None:
             raise error
-        return _to_httpx(request, answer)
+        return _to_httpx(request, served)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
-        answer, delay, error = self._plan(request, body)
+        served, delay, error = self._plan(request, body)
         if delay > 0:
             time.sleep(delay)
         if error is not None:
             raise error
-        return _to_httpx(request, answer)
+        return _to_httpx(request, served)

@@ -199,8 +199,12 @@ def _hostile_paging(backend: FakeAck, operation: str, params: Params, fault: Fau
     return payload
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
+    """A request id as Alibaba Cloud writes them (an upper-case UUID)."""
     return str(uuid.uuid4()).upper()
+
+
+_request_id = new_request_id
 
 
 def _json_response(
@@ -226,10 +230,13 @@ def error_response(
     request_id: str | None = None,
     fault: FaultDecision = NO_DECISION,
     operation: str | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> WireResponse:
-    """An ACK-shaped error: ``{"code", "message", "requestId", "status"}``."""
+    """An ACK-shaped error: ``{"code", "message", "requestId", "status"}`` (plus ``detail``'s keys)."""
     rid = request_id or _request_id()
-    payload = {"code": code, "message": message, "requestId": rid, "status": status}
+    payload: dict[str, Any] = {"code": code, "message": message, "requestId": rid, "status": status}
+    if detail:
+        payload.update(detail)
     return _json_response(status, payload, rid, fault, operation)
 
 
@@ -256,14 +263,44 @@ def lower_headers(headers: Mapping[str, str] | list[tuple[str, str]]) -> dict[st
     return lowered
 
 
-def _verify_signature(
-    backend: FakeAck,
+# An answer refusing a request: (HTTP status, error code, message).
+Problem = tuple[int, str, str]
+# ``resolve(access_key_id, lowered headers)``: the key's secret, or why the key (or the security
+# token that must come with it) is refused. Whose key it is belongs to the caller: one backend's
+# pair (``backend_keys``) or every account of a ``FakeCloud``.
+KeyResolver = Callable[[str, Mapping[str, str]], "str | Problem"]
+
+
+def backend_keys(backend: FakeAck) -> KeyResolver:
+    """The single-account fake's rule: its one key pair, and its security token when it has one."""
+
+    def resolve(access_key_id: str, headers: Mapping[str, str]) -> str | Problem:
+        if access_key_id != backend.access_key_id:
+            return 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+        if (
+            backend.security_token is not None
+            and headers.get("x-acs-security-token") != backend.security_token
+        ):
+            return 400, "InvalidSecurityToken", "The security token you provided is invalid."
+        return backend.access_key_secret
+
+    return resolve
+
+
+def access_key_of(headers: Mapping[str, str]) -> str | None:
+    """The access key id a request claims (its Authorization header's Credential), unverified."""
+    auth = signing.parse_authorization(headers.get("authorization", ""))
+    return auth["Credential"] if auth is not None else None
+
+
+def check_signature(
+    resolve: KeyResolver,
     method: str,
     raw_path: str,
     query: list[tuple[str, str]],
     headers: dict[str, str],
     body: bytes,
-) -> tuple[int, str, str] | None:
+) -> Problem | None:
     """None when the request is correctly signed, else (status, code, message)."""
     auth_value = headers.get("authorization")
     if not auth_value:
@@ -287,10 +324,9 @@ def _verify_signature(
             "IncompleteSignature",
             f"Signed headers are missing from the request: {', '.join(absent)}.",
         )
-    if auth["Credential"] != backend.access_key_id:
-        return 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
-    if backend.security_token is not None and headers.get("x-acs-security-token") != backend.security_token:
-        return 400, "InvalidSecurityToken", "The security token you provided is invalid."
+    secret = resolve(auth["Credential"], headers)
+    if not isinstance(secret, str):
+        return secret
     payload_hash = headers["x-acs-content-sha256"]
     if not hmac.compare_digest(payload_hash.lower(), hashlib.sha256(body).hexdigest()):
         return (
@@ -299,7 +335,7 @@ def _verify_signature(
             "The x-acs-content-sha256 header does not match the request body.",
         )
     to_sign, _ = signing.string_to_sign(method, raw_path, query, headers, signed_names, payload_hash)
-    expected = signing.signature(backend.access_key_secret, to_sign)
+    expected = signing.signature(secret, to_sign)
     if not hmac.compare_digest(expected, auth["Signature"].strip().lower()):
         return (
             400,
@@ -308,6 +344,16 @@ def _verify_signature(
             "Check the AccessKey secret and the canonical request.",
         )
     return None
+
+
+def not_found(method: str, raw_path: str, request_id: str) -> WireResponse:
+    """No operation answers ``method raw_path``: 404 ``InvalidAction.NotFound``."""
+    return error_response(
+        404,
+        "InvalidAction.NotFound",
+        f"Specified api is not found, please check your url and method: {method} {raw_path}",
+        request_id=request_id,
+    )
 
 
 def handle(
@@ -323,16 +369,47 @@ def handle(
     raw_path, _, raw_query = raw_target.partition("?")
     routed = api.route(method, raw_path)
     if routed is None:
-        return error_response(
-            404,
-            "InvalidAction.NotFound",
-            f"Specified api is not found, please check your url and method: {method} {raw_path}",
-            request_id=request_id,
-        )
+        return not_found(method, raw_path, request_id)
+    return serve_roa(
+        backend,
+        routed,
+        method,
+        raw_path,
+        raw_query,
+        lower_headers(headers),
+        body,
+        request_id,
+        resolve=backend_keys(backend),
+        verify=backend.verify_signatures,
+    )
+
+
+# ``authorize(operation)``: None when the verified caller may call the operation, else the refusal.
+Authorizer = Callable[[api.Operation], "FakeAckError | None"]
+
+
+def serve_roa(
+    backend: FakeAck,
+    routed: tuple[api.Operation, dict[str, str]],
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    lowered: dict[str, str],
+    body: bytes,
+    request_id: str,
+    *,
+    resolve: KeyResolver,
+    verify: bool,
+    authorize: Authorizer | None = None,
+) -> WireResponse:
+    """Serve one routed ACK request on ``backend``: count it, check it, fault it, run it, shape it.
+
+    ``resolve`` says whose keys are valid; ``authorize`` (after a valid signature) whether the
+    caller's RAM permissions allow the operation (a ``FakeCloud``'s STS sessions).
+    """
     routed_op, path_params = routed
     operation = routed_op.name
     backend.count_call(operation)
-    lowered = lower_headers(headers)
 
     action = lowered.get("x-acs-action")
     if action is not None and action != operation:
@@ -353,11 +430,20 @@ def handle(
             operation=operation,
         )
     query = parse_query(raw_query)
-    if backend.verify_signatures:
-        problem = _verify_signature(backend, method, raw_path, query, lowered, body)
+    if verify:
+        problem = check_signature(resolve, method, raw_path, query, lowered, body)
         if problem is not None:
             status, code, message = problem
             return error_response(status, code, message, request_id=request_id, operation=operation)
+    if authorize is not None and (denied := authorize(routed_op)) is not None:
+        return error_response(
+            denied.status,
+            denied.code,
+            denied.message,
+            request_id=request_id,
+            operation=operation,
+            detail=denied.detail,
+        )
 
     decision = backend.faults.decide(operation)
     if decision.throttled:
@@ -399,7 +485,13 @@ def handle(
             payload = _run_operation(backend, operation, params)
     except FakeAckError as exc:
         return error_response(
-            exc.status, exc.code, exc.message, request_id=request_id, fault=decision, operation=operation
+            exc.status,
+            exc.code,
+            exc.message,
+            request_id=request_id,
+            fault=decision,
+            operation=operation,
+            detail=exc.detail,
         )
     if decision.answer_status is not None:  # answer_after_apply: the operation ran
         return _canned_response(decision, request_id, operation)
