@@ -25,14 +25,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kubeconfig_guard import inert
+from kubeconfig_guard.channels import dingtalk as dingtalk_channel
+from kubeconfig_guard.channels import feishu as feishu_channel
+from kubeconfig_guard.channels import slack as slack_channel
+from kubeconfig_guard.channels import wecom as wecom_channel
 from kubeconfig_guard.handlers import handle_summary
 from kubeconfig_guard.models import AccountState, AccountType, Cluster, KubeconfigState
 from kubeconfig_guard.results import Action, ActionStatus, ClusterIssue, ClusterStatus, count_actions
 from kubeconfig_guard.settings import Settings
-from kubeconfig_guard.summary.channels import dingtalk as dingtalk_channel
-from kubeconfig_guard.summary.channels import feishu as feishu_channel
-from kubeconfig_guard.summary.channels import slack as slack_channel
-from kubeconfig_guard.summary.channels import wecom as wecom_channel
+from kubeconfig_guard.summary.digest import Digest
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.report import Reconciliation, Report, ReportBuilder
@@ -348,10 +349,11 @@ def channel_texts(report: Report) -> dict[str, tuple[inert.Dialect, str]]:
         report_url=REPORT_URL,
     )
     clock = NOW.timestamp
-    ding = dingtalk_channel.prepare(report, settings, clock).payload
-    feishu = feishu_channel.prepare(report, settings, clock).payload
-    wecom = wecom_channel.prepare(report, settings, clock).payload
-    slack = slack_channel.prepare(report, settings, clock).payload
+    digest = Digest(report, settings.report_url)
+    ding = dingtalk_channel.prepare(digest, settings, clock).payload
+    feishu = feishu_channel.prepare(digest, settings, clock).payload
+    wecom = wecom_channel.prepare(digest, settings, clock).payload
+    slack = slack_channel.prepare(digest, settings, clock).payload
     for block in slack["blocks"]:
         assert block["text"] == {"type": "mrkdwn", "text": block["text"]["text"], "verbatim": True}
     assert not set(inert.UNSAFE.findall(slack["text"]))

@@ -175,8 +175,8 @@ def test_redact_known_secrets_and_webhook_tokens(monkeypatch: pytest.MonkeyPatch
 
 
 def test_one_redactor_everywhere() -> None:
+    from kubeconfig_guard.channels import base
     from kubeconfig_guard.summary import storage
-    from kubeconfig_guard.summary.channels import base
 
     assert base.redact is redact and storage.redact is redact
     assert not hasattr(logs, "register_secret")  # imported from redaction.py only, never through logs

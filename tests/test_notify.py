@@ -7,181 +7,61 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import json
 import re
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
 
-from kubeconfig_guard import inert
-from kubeconfig_guard.settings import Settings
-from kubeconfig_guard.summary import channels
-from kubeconfig_guard.summary.channels import Delivery, base, deliver_all, registry, slack, wecom
+from kubeconfig_guard import channels, inert
+from kubeconfig_guard.channels import Delivery, base, deliver_all, registry, slack, wecom
+from kubeconfig_guard.settings import Settings, secret_fields
+from kubeconfig_guard.summary.digest import Digest
 from kubeconfig_guard.summary.report import Report
-from support.receivers import local_http_server
+from support.chat import (
+    CHANNEL_ENV,
+    DINGTALK_SECRET,
+    FEISHU_SECRET,
+    REPORT_URL,
+    Receiver,
+    assert_no_secret,
+    channel_settings,
+    refused_base,
+    running_receiver,
+    urls,
+)
 from support.reports import EVIL_NAME, build_report
 
 NOW_S = 1_764_122_400.25  # the fixed clock of the tests
-DINGTALK_SECRET = "SEC0123456789abcdefdingtalk"
-FEISHU_SECRET = "feishuSecret0123456789"
-REPORT_URL = "https://reports.example.com/kubeconfig-guard/2026-11-26/report.html"
 WAIT = 0.001  # retry back-off ceiling in the tests
-
-
-@dataclass
-class Captured:
-    method: str
-    path: str
-    raw_query: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Response = tuple[int, Any, dict[str, str]]
-
-
-@dataclass
-class Receiver:
-    """A stdlib HTTP server recording every request; answers are scripted per path."""
-
-    url: str = ""
-    requests: list[Captured] = field(default_factory=list)
-    scripts: dict[str, list[Response]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def script(self, path: str, *responses: Response) -> None:
-        with self.lock:
-            self.scripts.setdefault(path, []).extend(responses)
-
-    def on(self, path: str) -> list[Captured]:
-        return [r for r in self.requests if r.path == path]
-
-    def answer(self, path: str) -> Response:
-        with self.lock:
-            queue = self.scripts.get(path)
-            if queue:
-                return queue.pop(0)
-        if path.startswith("/services/"):
-            return 200, "ok", {"Content-Type": "text/html"}
-        if path.startswith("/open-apis/"):
-            return (
-                200,
-                {"StatusCode": 0, "StatusMessage": "success", "code": 0, "msg": "success", "data": {}},
-                {},
-            )
-        if path.startswith("/hook/"):
-            return 202, "", {}
-        return 200, {"errcode": 0, "errmsg": "ok"}, {}
-
-
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            captured = Captured(
-                method=self.command,
-                path=parts.path,
-                raw_query=parts.query,
-                query={k: v[0] for k, v in parse_qs(parts.query).items()},
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-            )
-            with receiver.lock:
-                receiver.requests.append(captured)
-            status, payload, headers = receiver.answer(parts.path)
-            data = payload if isinstance(payload, bytes) else (
-                payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-            )  # fmt: skip
-            self.send_response(status)
-            if "Content-Type" not in headers:
-                headers = {
-                    **headers,
-                    "Content-Type": "application/json" if not isinstance(payload, str) else "text/plain",
-                }
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_POST = _serve
-        do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    with local_http_server(_handler(rec)) as url:
-        rec.url = url
+    with running_receiver() as rec:
         yield rec
 
 
 @pytest.fixture(autouse=True)
 def _no_channel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DINGTALK_WEBHOOK", "DINGTALK_SECRET", "FEISHU_WEBHOOK", "FEISHU_SECRET", "WECOM_WEBHOOK",
-                 "SLACK_WEBHOOK", "WEBHOOK_URL", "REPORT_URL"):  # fmt: skip
+    for name in CHANNEL_ENV:
         monkeypatch.delenv(f"KCGUARD_{name}", raising=False)
 
 
-def urls(base: str) -> dict[str, str]:
-    return {
-        "dingtalk_webhook": f"{base}/robot/send?access_token=tok123dingtalk",
-        "feishu_webhook": f"{base}/open-apis/bot/v2/hook/5a1e2c3d-feishu-hook-token",
-        "wecom_webhook": f"{base}/cgi-bin/webhook/send?key=wecom-key-693a91f6",
-        "slack_webhook": f"{base}/services/T0001/B0002/slackToken123456",
-        "webhook_url": f"{base}/hook/generic-token-42",
-    }
-
-
 def all_channels(base: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        **urls(base),
-        "dingtalk_secret": DINGTALK_SECRET,
-        "feishu_secret": FEISHU_SECRET,
-        "report_url": REPORT_URL,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return Settings(**channel_settings(base, **overrides))
 
 
 def deliver(report: Report, settings: Settings, **kwargs: Any) -> list[Delivery]:
     kwargs.setdefault("retry_wait_max", WAIT)
-    return asyncio.run(deliver_all(report, settings, clock=lambda: NOW_S, **kwargs))
+    message = Digest(report, settings.report_url)
+    return asyncio.run(deliver_all(message, settings, clock=lambda: NOW_S, **kwargs))
 
 
 def by_channel(deliveries: list[Delivery]) -> dict[str, Delivery]:
     return {d.channel: d for d in deliveries}
-
-
-SECRETS = ("tok123dingtalk", "5a1e2c3d-feishu-hook-token", "wecom-key-693a91f6", "slackToken123456",
-           "generic-token-42", DINGTALK_SECRET, FEISHU_SECRET)  # fmt: skip
-
-
-def assert_no_secret(text: str | None, base: str) -> None:
-    assert text is not None
-    assert base not in text
-    for secret in SECRETS:
-        assert secret not in text, (secret, text)
 
 
 # --- formats ------------------------------------------------------------------------------------
@@ -487,10 +367,7 @@ def test_slack_429_honours_retry_after_then_ok(receiver: Receiver) -> None:
 
 
 def test_connection_refused_is_reported() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
+    base = refused_base()
     deliveries = deliver(build_report(), all_channels(base), max_attempts=2)
     assert len(deliveries) == 5
     for d in deliveries:
@@ -560,6 +437,9 @@ def test_registry_names_settings_that_exist() -> None:
     for channel in channels.CHANNELS:
         assert channel.url_setting in fields, channel
         assert all(name in fields for name in channel.secret_settings), channel
+        # Secret by construction, which the event function relies on: with no secret setting
+        # set, no channel is on, and it does not even import the channels (notices.deliver).
+        assert {channel.url_setting, *channel.secret_settings} <= set(secret_fields(Settings)), channel
     assert {n for c in channels.CHANNELS for n in c.secret_settings} == {"dingtalk_secret", "feishu_secret"}
 
 
@@ -574,9 +454,9 @@ def test_a_channel_added_to_the_registry_is_delivered_retried_and_scrubbed(
         ok = base.json_body(response).get("errcode") == 0
         return channels.Verdict(ok, False, 200, None if ok else "HTTP 200: not accepted")
 
-    def prepare(report: Report, settings: Settings, clock: base.Clock) -> channels.Prepared:
+    def prepare(message: base.Message, settings: Settings, clock: base.Clock) -> channels.Prepared:
         url = base.setting(settings.webhook_url)
-        text, truncated = base.fit_digest(report, settings.report_url, base.utf8_within(600), inert.MARKDOWN)
+        text, truncated = base.fit_message(message, base.utf8_within(600), inert.MARKDOWN)
         return channels.Prepared("newchat", url, {"text": text}, truncated, check, base.url_secrets(url))
 
     newchat = channels.Channel("newchat", "webhook_url", prepare)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from kubeconfig_guard.channels import base as channel_base
 from kubeconfig_guard.inert import DIALECTS, MARKDOWN
 from kubeconfig_guard.results import ACTION_URGENCY, Action, ActionStatus
 from kubeconfig_guard.summary import charts
 from kubeconfig_guard.summary import html as html_module
-from kubeconfig_guard.summary.channels import base as channel_base
 from kubeconfig_guard.summary.charts import CLASS_COLORS, MAX_CHART_CLUSTERS
 from kubeconfig_guard.summary.deferrals import Ledger, LedgerEntry, needs_decision
+from kubeconfig_guard.summary.digest import Digest
 from kubeconfig_guard.summary.html import render_html
 from kubeconfig_guard.summary.markdown import render_markdown
 from kubeconfig_guard.summary.report import NeedsDecision, Report
@@ -211,8 +212,9 @@ def test_needs_decision_is_the_first_section_in_every_dialect() -> None:
 
 def test_chat_title_and_fitting_keep_the_decision_first() -> None:
     report = decision_report(names=("carol", "dave"))
-    assert channel_base.title(report).startswith("kubeconfig-guard 2026-11-26: 2 need a decision, ")
-    text, truncated = channel_base.fit_digest(report, None, channel_base.utf8_within(2_000))
+    digest = Digest(report)
+    assert digest.title().startswith("kubeconfig-guard 2026-11-26: 2 need a decision, ")
+    text, truncated = channel_base.fit_message(digest, channel_base.utf8_within(2_000))
     assert truncated and "Needs a decision (2)" in text
     assert text.index("Needs a decision") < text.index("Reconciliation")
     assert report.needs_attention

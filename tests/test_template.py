@@ -36,6 +36,7 @@ import yaml
 from pydantic import SecretStr
 
 from kubeconfig_guard.api import OPERATIONS
+from kubeconfig_guard.channels import CHANNELS
 from kubeconfig_guard.events import ACTED_ON_TYPES, SUPPORTED_EVENTS, eventbridge_pattern
 from kubeconfig_guard.handlers import handle_event, handle_summary
 from kubeconfig_guard.settings import Settings
@@ -56,6 +57,8 @@ DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 EVENT_HANDLER = "kubeconfig_guard.handlers.event_handler"
 SUMMARY_HANDLER = "kubeconfig_guard.handlers.summary_handler"
+# The event function's failure destination (notices, issue 18): no role, no trigger.
+FAILURE_HANDLER = "kubeconfig_guard.handlers.failure_handler"
 # Each function's own role variable and policy file.
 FUNCTION_ROLES = {EVENT_HANDLER: "eventRole", SUMMARY_HANDLER: "summaryRole"}
 FUNCTION_POLICIES = {EVENT_HANDLER: "kcguard-event.json", SUMMARY_HANDLER: "kcguard-summary.json"}
@@ -224,11 +227,11 @@ def schema_errors(schema: dict[str, Any], props: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
 
 
-def test_template_is_serverless_devs_3_with_two_fc3_functions(template: dict[str, Any]) -> None:
+def test_template_is_serverless_devs_3_with_three_fc3_functions(template: dict[str, Any]) -> None:
     assert str(template["edition"]) == "3.0.0"
     assert all(r.get("component") == "fc3" for r in template["resources"].values())
     handlers = sorted(props["handler"] for props in fc3_resources(template).values())
-    assert handlers == [EVENT_HANDLER, SUMMARY_HANDLER]
+    assert handlers == sorted([EVENT_HANDLER, SUMMARY_HANDLER, FAILURE_HANDLER])
     names = [props["functionName"] for props in fc3_resources(template).values()]
     assert len(set(names)) == len(names)
 
@@ -477,7 +480,60 @@ def test_event_function_settings(template: dict[str, Any]) -> None:
         "KCGUARD_FORCE_ON_LOCK",
     ):
         assert key in env, key
-    assert not SECRET_VARIABLES & env.keys(), "the event function sends no chat messages"
+    # Event notices (issue 18): the summary's chat webhooks, and when to use them.
+    assert env.keys() >= CHANNEL_VARIABLES | {"KCGUARD_EVENT_NOTIFY"}
+    assert template["vars"]["eventNotify"] == "problems"
+
+
+CHANNEL_VARIABLES = {
+    f"KCGUARD_{name.upper()}" for c in CHANNELS for name in (c.url_setting, *c.secret_settings)
+}
+
+
+def test_the_notify_function_is_the_failure_destination_and_holds_nothing_else(
+    raw_template: dict[str, Any], template: dict[str, Any]
+) -> None:
+    props = function_with_handler(template, FAILURE_HANDLER)
+    raw = next(
+        r["props"] for r in raw_template["resources"].values() if r["props"]["handler"] == FAILURE_HANDLER
+    )
+    # No role: it calls no cloud API, so a forged record can reach nothing but the chat webhooks.
+    assert "role" not in raw and "triggers" not in raw
+    # Never retried, and no destination of its own: one record, at most one notice, no loop.
+    assert props["asyncInvokeConfig"]["maxAsyncRetryAttempts"] == 0
+    assert "destinationConfig" not in props["asyncInvokeConfig"]
+    env = props["environmentVariables"]
+    assert env.keys() >= CHANNEL_VARIABLES | {"KCGUARD_EVENT_NOTIFY", "KCGUARD_MODE"}
+    assert not {"KCGUARD_CS_ENDPOINT", "KCGUARD_REGIONS"} & env.keys()
+
+
+def uncommented(option: str) -> dict[str, Any]:
+    """template.yml with the event function's commented failure destination ``option`` turned on."""
+    lines = TEMPLATE.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"# ({option}) "))
+    block = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("# destinationConfig:"))
+    for i in range(block, block + 3):
+        lines[i] = lines[i].replace("# ", "", 1)
+    raw = yaml.safe_load("\n".join(lines))
+    variables = resolve(raw.get("vars") or {}, {})
+    return resolve({k: v for k, v in raw.items() if k != "vars"}, variables) | {"vars": variables}
+
+
+@pytest.mark.parametrize("option", ["a", "b"])
+def test_each_commented_failure_destination_validates_and_names_its_target(
+    schema: dict[str, Any], option: str
+) -> None:
+    template = uncommented(option)
+    props = function_with_handler(template, EVENT_HANDLER)
+    for candidate in (schema, strict(schema)):
+        assert not schema_errors(candidate, props), schema_errors(candidate, props)
+    destination = props["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]
+    region = template["vars"]["region"]
+    if option == "a":  # FC 3.0's function ARN (Destination struct: acs:fc:cn-shanghai:xxx:functions/f1)
+        notify = function_with_handler(template, FAILURE_HANDLER)["functionName"]
+        assert destination == f"acs:fc:{region}:{PLACEHOLDER_ACCOUNT_ID}:functions/{notify}"
+    else:
+        assert destination.startswith(f"acs:mns:{region}:{PLACEHOLDER_ACCOUNT_ID}:/queues/")
 
 
 def test_summary_function_settings(template: dict[str, Any]) -> None:
@@ -788,6 +844,11 @@ def test_optional_policies_and_trust_policy() -> None:
         "oss:PutObject",
     ]
     assert granted(POLICIES / "kcguard-optional-failure-destination-mns.json") == ["mns:SendMessage"]
+    # fc:InvokeFunction has no resource-level authorization in FC 3.0 (its API reference: "All
+    # Resources"): docs/deploy.md says what granting it means.
+    assert list(statements(load_policy(POLICIES / "kcguard-optional-failure-destination-fc.json"))) == [
+        (["fc:InvokeFunction"], ["*"])
+    ]
     trust = load_policy(POLICIES / "fc-trust-policy.json")
     assert [s["Principal"]["Service"] for s in trust["Statement"]] == [["fc.aliyuncs.com"]]
     assert [s["Action"] for s in trust["Statement"]] == ["sts:AssumeRole"]

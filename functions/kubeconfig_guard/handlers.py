@@ -2,6 +2,8 @@
 
 * ``kubeconfig_guard.handlers.event_handler``: EventBridge (ActionTrail) events and manual invocations.
 * ``kubeconfig_guard.handlers.summary_handler``: the daily timer (see ``summary``).
+* ``kubeconfig_guard.handlers.failure_handler``: the event function's asynchronous-invocation
+  failure destination: tells people once that Function Compute's retries gave up (``failures``).
 
 Both work on the python3.10 runtime (``context.credentials`` carries the role's
 STS token) and on python3.12 (no ``context.credentials``: the default credential
@@ -16,17 +18,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import logs
-from .admission import Guard, admit
+from .admission import Guard, admit, guarded_account
 from .credentials import from_fc_context
 from .deadline import Deadline, invocation_deadline
 from .errors import RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
 from .redaction import redact
-from .results import BatchResult, Outcome, RevocationResult
+from .results import BatchResult, Notice, Outcome, RevocationResult
 from .runtime import Runtime, default_runtime
-from .settings import Mode
+from .settings import EventNotify, Mode, Settings
 
 if TYPE_CHECKING:
+    from .failures import FailureResult
     from .summary.pipeline import SummaryResult
     from .summary.scan import Progress
 
@@ -107,15 +110,58 @@ def handle_event(
         _log_result(result)
 
     final = results[0] if len(results) == 1 else BatchResult.of(results, time.monotonic() - started)
-    if crashed or any(r.needs_retry for r in results):
+    retrying = crashed or any(r.needs_retry for r in results)
+    final.notices = _send_notices(results, runtime, deadline, guard.account_id, retrying)  # after the work
+    if retrying:
         raise RetryableInvocationError(
             redact(
                 "some clusters failed or were not attempted; Function Compute retries this event "
-                f"(result: {final.model_dump_json()})"
+                f"(result: {_result_text(final)})"
             ),
             result=final,
         )
     return final
+
+
+# The result document in a RetryableInvocationError's message stays under this size: Function
+# Compute hands the message of the last attempt to the failure destination (failures.read_failure).
+MESSAGE_RESULT_BYTES = 48_000
+
+
+def _result_text(final: RevocationResult | BatchResult) -> str:
+    text = final.model_dump_json()
+    if len(text) <= MESSAGE_RESULT_BYTES // 4:  # even all 4-byte characters fit
+        return text
+    from .notices import result_for_message  # a large result only
+
+    return result_for_message(final, MESSAGE_RESULT_BYTES)
+
+
+def _send_notices(
+    results: list[RevocationResult],
+    runtime: Runtime,
+    deadline: Deadline,
+    account_id: str | None,
+    retrying: bool,
+) -> list[Notice]:
+    """The invocation's notice (``notices.py``): sent after the Cleans, within what is left of the
+    deadline; never raises, never a reason to retry. Nothing to tell: ``notices`` is not even imported.
+    """
+    settings = runtime.settings
+    if settings.event_notify is EventNotify.OFF or not any(
+        r.actions or r.outcome is Outcome.LIMIT_EXCEEDED for r in results
+    ):
+        return []
+    try:
+        from .notices import notice_budget, notify_event  # only now: the cold start stays as it was
+
+        budget = notice_budget(deadline.remaining())
+        return notify_event(
+            results, settings, account_id=account_id, retrying=retrying, budget=budget, run=runtime.run
+        )
+    except Exception as exc:  # a notice never fails a revocation
+        logs.log_fields(log, "event notice not sent", logging.ERROR, error=type(exc).__name__)
+        return []
 
 
 def _request_id(context: Any) -> str | None:
@@ -160,6 +206,31 @@ def _log_result(result: RevocationResult) -> None:
 def event_handler(event: Any, context: Any) -> str:
     """Function Compute handler of the event function."""
     return handle_event(event, context).model_dump_json()
+
+
+# --- the final failure ---------------------------------------------------------------------
+
+
+def handle_failure(event: Any, context: Any = None, *, settings: Settings | None = None) -> FailureResult:
+    """Function Compute's record of an event whose retries gave up: one notice (``notices``)."""
+    from .failures import handle_final_failure
+    from .notices import notice_budget
+
+    started = time.monotonic()
+    settings = settings or Settings()
+    logs.configure(settings.log_level)
+    deadline = invocation_deadline(context, started, settings.deadline_margin_seconds)
+    return handle_final_failure(
+        event,
+        settings,
+        account_id=guarded_account(settings, context),
+        budget=notice_budget(deadline.remaining()),
+    )
+
+
+def failure_handler(event: Any, context: Any) -> str:
+    """Function Compute handler of ``kubeconfig-guard-notify``, the event function's failure destination."""
+    return handle_failure(event, context).model_dump_json()
 
 
 # --- the daily summary ---------------------------------------------------------------------

@@ -8,8 +8,11 @@ Secret settings are declared by their type, once: every field whose type is ``Se
 (``SecretStr | None``...) is secret. The redactor reads the declaration from the model
 (``secret_fields``, ``SECRET_ENV_VARS``: their ``KCGUARD_*`` variables, subclasses' included),
 and every settings object registers its secret values with it when built (from the
-environment, a ``.env`` file or explicit arguments) or copied. A secret setting is never a
+environment or explicit arguments) or copied. A secret setting is never a
 plain ``str``: a test fails on a field named like a secret that is not ``SecretStr``.
+
+The variables are read by ``envsettings.BaseSettings`` (pydantic-settings' rules for what this
+class declares, without importing pydantic-settings on the event function's cold start).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from pydantic import AliasChoices, BaseModel, Field, SecretBytes, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Self
+
+from .envsettings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .accounts import AccountsSpec
@@ -38,6 +42,14 @@ class EventFormat(str, Enum):
 
     CLOUDEVENTS = "cloudevents"
     RAWDATA = "rawdata"
+
+
+class EventNotify(str, Enum):
+    """When the event function sends a notice to the chat channels and the webhook (``notices.py``)."""
+
+    PROBLEMS = "problems"
+    ALL = "all"
+    OFF = "off"
 
 
 CommaList = Annotated[list[str], NoDecode]
@@ -223,13 +235,24 @@ class Settings(BaseSettings):
     wecom_webhook: SecretStr | None = Field(None, description="WeCom group robot webhook URL.")
     slack_webhook: SecretStr | None = Field(None, description="Slack incoming webhook URL.")
     webhook_url: SecretStr | None = Field(
-        None, description="Generic webhook: receives the JSON report by POST."
+        None,
+        description="Generic webhook: receives the JSON report (and the event notices' result "
+        "documents) by POST.",
     )
     event_format: EventFormat = Field(
         EventFormat.CLOUDEVENTS,
         description="The delivery form the event function's trigger sends: `cloudevents` (the "
         "EventBridge envelope, what template.yml deploys) or `rawdata` (the ActionTrail record alone). "
         "ActionTrail events in the other form are ignored; manual invocations keep their own rules.",
+    )
+    event_notify: EventNotify = Field(
+        EventNotify.PROBLEMS,
+        description="When the event function sends a notice to the summary's webhooks "
+        "(`KCGUARD_*_WEBHOOK`, `KCGUARD_WEBHOOK_URL`): "
+        "`problems` (a revocation `failed` or `deferred`, an outcome `limit-exceeded`, and, through the "
+        "failure destination of docs/deploy.md, a `partial` that Function Compute's retries could not "
+        "finish), `all` (every revocation and would-revoke too: watch a dry-run deployment), or `off`. "
+        "One message per invocation and channel.",
     )
     accounts: str = Field(
         "self",

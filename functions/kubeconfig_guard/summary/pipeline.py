@@ -4,36 +4,53 @@ options -> the deferral ledger (``deferrals.py``, from the report bucket) -> sca
 every listing streamed into the report builder, which classifies, ``classify.py``/``report.py``)
 -> reconcile (``reconcile.py``: the orphans, with the event path's rules) -> what needs a decision
 (``deferrals.py``) -> render (``markdown.py``, ``html.py``) -> store (``storage.py``: the reports and
-the ledger) -> deliver (``channels/``) -> ``SummaryResult``. The handler
-(``handlers.summary_handler``) only adapts Function Compute to ``summarize``.
+the ledger) -> deliver (``digest.py``, through the channels both functions share: ``..channels``) ->
+``SummaryResult``. The handler (``handlers.summary_handler``) only adapts Function Compute to
+``summarize``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from .. import logs
+from ..accounts import AccountStatus, GuardedAccount
 from ..admission import guarded_account
+from ..channels import Delivery, deliver_all
 from ..credentials import Credentials, from_fc_context
 from ..deadline import Deadline, function_timeout, invocation_deadline
 from ..engine import Engine
+from ..errors import ErrorCategory, classify
+from ..organization import AccountAccessError, Organization
+from ..plan import enforce_limit
 from ..redaction import redact
-from ..results import DEADLINE_CODE, REGION_NOT_WATCHED, ActionStatus, ClusterIssue, Outcome
+from ..results import (
+    DEADLINE_CODE,
+    REGION_NOT_WATCHED,
+    Action,
+    ActionStatus,
+    ClusterIssue,
+    ClusterStatus,
+    Outcome,
+    count_actions,
+)
 from ..runtime import Runtime
 from ..settings import Mode, Settings
-from .channels import Delivery, deliver_all
 from .deferrals import Ledger, needs_decision, no_bucket_note, utc_date
+from .digest import Digest
 from .html import render_html
 from .markdown import render_markdown
 from .options import OptionsError, SummaryOptions, parse_summary_event
-from .reconcile import reconcile
-from .report import Report, ReportBuilder
-from .scan import Progress, refused_region, scan, scope_regions
+from .reconcile import OrphanPlan, Reconciled, execute_orphans, plan_orphans, reconcile
+from .report import AccountSection, Reconciliation, Report, ReportBuilder
+from .scan import Progress, Scan, refused_region, scan, scope_regions
 from .storage import JSON_CONTENT_TYPE, ReportBucket, StorageError, ledger_key, open_bucket, store_reports
 
 log = logging.getLogger("kubeconfig_guard.summary")
@@ -143,6 +160,227 @@ async def run_summary(
     )
 
 
+async def run_organization_summary(
+    organization: Organization,
+    options: SummaryOptions,
+    *,
+    central_id: str | None,
+    now: datetime | None = None,
+    deadline: Deadline | None = None,
+    progress: Progress | None = None,
+    ledger: Ledger | None = None,
+) -> Report:
+    """Organization mode: one run, one report over every guarded account.
+
+    The roster (the central account, and the Resource Directory's members or the listed accounts),
+    a session in each (``denied``/``error`` with the code when AssumeRole fails; the others go on),
+    then each account scanned and its orphans planned with its own engine, credentials and rate
+    controller; the blast-radius limit over every account's plan together; then the revocations, each
+    in its own account. Accounts not guarded (excluded, not members) are sections with status
+    ``skipped``; a member list that cannot be read is the report's ``directory_error``, never a silent zero.
+    """
+    started = time.monotonic()
+    settings = organization.settings
+    deadline = deadline or Deadline()
+    now = now or datetime.now(timezone.utc)
+    if ledger is None:
+        ledger = Ledger.untracked(
+            no_bucket_note(ledger_key(settings))
+            if not (settings.report_bucket or "").strip()
+            else "deferral ages are not tracked in this run: the deferral ledger was not read"
+        )
+    expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
+    dry_run = settings.dry_run or bool(options.dry_run)
+    enabled = options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked)
+    builder = ReportBuilder(now=now, expiring_days=expiring_days, list_limit=settings.report_list_limit)
+    roster, directory_error = await organization.roster(central_id)
+    opened = await organization.open_all(roster.accounts)
+    sections: dict[str, AccountSection] = {}
+    runs: list[_AccountRun] = []
+    issues: list[ClusterIssue] = []
+    all_regions: set[str] = set()
+    for account, scope in zip(roster.accounts, opened, strict=True):
+        regions, refused = scope_regions(options.regions, _regions_of(account, settings))
+        all_regions.update(regions)
+        section = AccountSection(
+            account_id=account.account_id,
+            display_name=account.display_name,
+            central=account.central,
+            status=AccountStatus.OK,
+            regions=regions,
+        )
+        sections[account.account_id] = section
+        if isinstance(scope, AccountAccessError):
+            section.status, section.reason, section.error_code = scope.status, scope.reason, scope.code
+            # Its clusters were not looked at: the ledger keeps what it knows of them.
+            issues += [
+                ClusterIssue.of(r, None, ClusterStatus.FAILED, scope.reason, scope.code).model_copy(
+                    update={"cloud_account_id": account.account_id}
+                )
+                for r in regions
+            ]
+            continue
+        issues += [
+            refused_region(r).model_copy(update={"cloud_account_id": account.account_id}) for r in refused
+        ]
+        runs.append(_AccountRun(account, scope.engine, regions))
+    for skipped in roster.skipped:
+        sections[skipped.account_id] = AccountSection(
+            account_id=skipped.account_id,
+            display_name=skipped.display_name,
+            status=AccountStatus.SKIPPED,
+            reason=skipped.reason,
+        )
+
+    progress_total: dict[str, tuple[int, int]] = {}
+
+    def account_progress(account_id: str) -> Progress | None:
+        if progress is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            progress_total[account_id] = (done, total)
+            assert progress is not None
+            progress(sum(d for d, _ in progress_total.values()), sum(t for _, t in progress_total.values()))
+
+        return report
+
+    async def scan_account(run: _AccountRun) -> None:
+        run.scanned = await scan(
+            run.engine,
+            run.regions,
+            builder,
+            not_before=time.monotonic(),
+            deadline=deadline,
+            progress=account_progress(run.account.account_id),
+            account=run.account.account_id,
+        )
+
+    await asyncio.gather(*(scan_account(run) for run in runs))
+    for run in runs:
+        run.planned = plan_orphans(
+            run.engine,
+            run.scanned.orphans,
+            enabled=enabled,
+            dry_run=dry_run,
+            account_id=run.account.account_id,
+        )
+    enforce_limit([r.planned.plan for r in runs if r.planned.plan is not None], settings.max_revocations)
+
+    async def execute_account(run: _AccountRun) -> Reconciled:
+        return await execute_orphans(run.engine, run.planned, deadline=deadline)
+
+    reconciled = await asyncio.gather(*(execute_account(run) for run in runs))
+    actions: list[Action] = []
+    locked_left = 0
+    reconciliation = Reconciliation(enabled=enabled, mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE)
+    for run, done in zip(runs, reconciled, strict=True):
+        account_id = run.account.account_id
+        mine = [a.model_copy(update={"cloud_account_id": account_id}) for a in done.actions]
+        actions += mine
+        locked_left += done.locked_not_retried
+        issues += run.scanned.issues
+        section = sections[account_id]
+        section.kubeconfigs = builder.account_kubeconfigs[account_id]
+        section.clusters_total = run.scanned.clusters_total
+        section.clusters_scanned = builder.account_clusters[account_id]
+        section.clusters_not_scanned = len(run.scanned.issues)
+        section.totals = builder.by_account.get(account_id, {})
+        section.reconciliation = {k: v for k, v in done.reconciliation.counts.items() if v}
+        section.status, section.reason, section.error_code = _scanned_status(run)
+        if done.reconciliation.outcome.urgency < reconciliation.outcome.urgency:
+            reconciliation.outcome, reconciliation.reason = (
+                done.reconciliation.outcome,
+                done.reconciliation.reason,
+            )
+    actions.sort(key=lambda a: (a.status.urgency, a.cloud_account_id or "", a.region, a.cluster_id, a.uid))
+    reconciliation.counts = count_actions(actions)
+    reconciliation.actions_total = len(actions)
+    reconciliation.truncated = len(actions) > settings.report_list_limit
+    reconciliation.actions = actions[: settings.report_list_limit]
+    issues.sort(key=lambda c: (c.cloud_account_id or "", c.region, c.cluster_id))
+    today = utc_date(now)
+    attempted = enabled and not dry_run and reconciliation.outcome is not Outcome.LIMIT_EXCEEDED
+    if attempted:
+        ledger.settle(
+            actions,
+            today=today,
+            regions=sorted(all_regions),
+            scanned=[c.cluster_id for c in builder.by_cluster],
+            issues=issues,
+        )
+    decision = needs_decision(
+        ledger,
+        actions,
+        today=today,
+        after_days=settings.decision_after_days,
+        locked_not_retried=locked_left,
+        limit=settings.report_list_limit,
+    )
+    ordered = sorted(
+        sections.values(),
+        key=lambda a: (_STATUS_ORDER.index(a.status), not a.central, a.display_name, a.account_id),
+    )
+    api: dict[str, object] = {"central": organization.central.client.stats.as_dict()}
+    api.update(
+        {run.account.account_id: run.engine.client.stats.as_dict() for run in runs if not run.account.central}
+    )
+    return builder.build(
+        generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        mode=reconciliation.mode,
+        regions=sorted(all_regions),
+        clusters_total=sum(r.scanned.clusters_total for r in runs),
+        clusters_scanned=len(builder.by_cluster),
+        skipped_clusters=issues,
+        reconciliation=reconciliation,
+        needs_decision=decision,
+        api=api,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        accounts_mode=organization.spec.mode.value,
+        accounts=ordered,
+        directory_error=(
+            f"the Resource Directory's members could not be read: {directory_error.code}: "
+            f"{redact(directory_error.message)} (the summary role needs resourcemanager:ListAccounts, "
+            "and the functions must run in the management account or a delegated administrator)"
+            if directory_error is not None
+            else None
+        ),
+    )
+
+
+# The order of account sections: what to fix today first.
+_STATUS_ORDER = (AccountStatus.DENIED, AccountStatus.ERROR, AccountStatus.OK, AccountStatus.SKIPPED)
+
+
+@dataclass
+class _AccountRun:
+    account: GuardedAccount
+    engine: Engine
+    regions: list[str]
+    scanned: Scan = field(default_factory=Scan)
+    planned: OrphanPlan = field(
+        default_factory=lambda: OrphanPlan(Reconciliation(enabled=False, mode=Mode.DRY_RUN))
+    )
+
+
+def _regions_of(account: GuardedAccount, settings: Settings) -> list[str]:
+    return list(account.regions) if account.regions else settings.watched_regions()
+
+
+def _scanned_status(run: _AccountRun) -> tuple[AccountStatus, str, str | None]:
+    """``ok`` unless no region of the account could be listed: ``denied`` when ACK refused the member
+    role (its policy), ``error`` otherwise; a few clusters not scanned are listed, the account is ok."""
+    regional = [i for i in run.scanned.issues if i.cluster_id == "*" and i.status is ClusterStatus.FAILED]
+    if run.regions and len(regional) >= len(run.regions):
+        codes = [i.error_code or "" for i in regional]
+        denied = all(classify(code, 403) is ErrorCategory.AUTH for code in codes)
+        status = AccountStatus.DENIED if denied else AccountStatus.ERROR
+        return status, f"no region could be listed: {regional[0].reason}", regional[0].error_code
+    if run.scanned.issues:
+        return AccountStatus.OK, f"{len(run.scanned.issues)} clusters or regions not scanned", None
+    return AccountStatus.OK, "", None
+
+
 def open_ledger(settings: Settings, credentials: Credentials | None) -> tuple[ReportBucket | None, Ledger]:
     """The report bucket and the deferral ledger in it; never raises (the report must not be lost).
 
@@ -197,17 +435,33 @@ def summarize(
     now = now or datetime.now(timezone.utc)
     credentials = from_fc_context(context)
     bucket, ledger = open_ledger(settings, credentials)
-    report = runtime.run(
-        run_summary(
-            runtime.engine,
-            options,
-            now=now,
-            deadline=invocation_deadline(context, started, margin, reserve=reserve),
-            progress=progress,
-            account_id=guarded_account(settings, context),
-            ledger=ledger,
+    scan_deadline = invocation_deadline(context, started, margin, reserve=reserve)
+    organization = runtime.organization
+    if organization is None:
+        report = runtime.run(
+            run_summary(
+                runtime.engine,
+                options,
+                now=now,
+                deadline=scan_deadline,
+                progress=progress,
+                account_id=guarded_account(settings, context),
+                ledger=ledger,
+            )
         )
-    )
+    else:
+        organization.invocation_id = getattr(context, "request_id", None) or None
+        report = runtime.run(
+            run_organization_summary(
+                organization,
+                options,
+                central_id=guarded_account(settings, context),
+                now=now,
+                deadline=scan_deadline,
+                progress=progress,
+                ledger=ledger,
+            )
+        )
     digest = render_markdown(report, report_url=settings.report_url)
     html = render_html(report)
     report_json = report.model_dump_json(indent=2)
@@ -224,12 +478,20 @@ def summarize(
     deliveries: list[Delivery] = []
     delivery_error: str | None = None
     try:
-        deliveries = runtime.run(deliver_all(report, settings), final.remaining())
+        digest_message = Digest(report, settings.report_url)
+        deliveries = runtime.run(deliver_all(digest_message, settings), final.remaining())
     except TimeoutError:
         delivery_error = "delivering the digest did not finish before the invocation's deadline"
     rec = report.reconciliation
     failed = bool(rec and rec.counts.get(ActionStatus.FAILED.value))
-    problems = failed or any(not d.ok for d in deliveries) or storage_error or delivery_error
+    problems = (
+        failed
+        or any(not d.ok for d in deliveries)
+        or storage_error
+        or delivery_error
+        or report.accounts_needing_action
+        or report.directory_error
+    )
     result = SummaryResult(
         outcome=Outcome.PARTIAL if problems else Outcome.OK,
         reason=_summary_reason(report, deliveries, storage_error, delivery_error),
@@ -262,6 +524,15 @@ def _summary_reason(
         f"{t.get('orphaned', 0)} orphaned, {t.get('root', 0)} root, {t.get('expiring', 0)} expiring "
         f"on {report.clusters_scanned}/{report.clusters_total} clusters"
     ]
+    if report.accounts:
+        guarded = [a for a in report.accounts if a.status is not AccountStatus.SKIPPED]
+        parts[0] += f" in {len(guarded)} accounts"
+    for account in report.accounts_needing_action:
+        parts.append(
+            f"account {account.account_id} {account.status.value}: {account.error_code or account.reason}"
+        )
+    if report.directory_error:
+        parts.append(report.directory_error)
     if refused := [c.region for c in report.skipped_clusters if c.error_code == REGION_NOT_WATCHED]:
         parts.append(f"regions outside KCGUARD_REGIONS refused: {', '.join(refused)}")
     if failed := [d.channel for d in deliveries if not d.ok]:

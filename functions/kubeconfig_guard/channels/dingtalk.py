@@ -15,17 +15,16 @@ from typing import Any
 
 import httpx
 
-from ...inert import DINGTALK
-from ...settings import Settings
-from ..report import Report
+from ..inert import DINGTALK
+from ..settings import Settings
 from .base import (
     Channel,
     Clock,
+    Message,
     Prepared,
     errcode_check,
-    fit_digest,
+    fit_message,
     setting,
-    title,
     url_secrets,
     utf8_within,
 )
@@ -42,10 +41,10 @@ def signature(secret: str, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode()
 
 
-def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
+def prepare(message: Message, settings: Settings, clock: Clock) -> Prepared:
     url, secret = setting(settings.dingtalk_webhook), setting(settings.dingtalk_secret)
-    text, truncated = fit_digest(report, settings.report_url, utf8_within(TEXT_LIMIT_BYTES), DINGTALK)
-    payload = {"msgtype": "markdown", "markdown": {"title": title(report), "text": text}}
+    text, truncated = fit_message(message, utf8_within(TEXT_LIMIT_BYTES), DINGTALK)
+    payload = {"msgtype": "markdown", "markdown": {"title": message.title(), "text": text}}
 
     def sign(target: str, body: Any) -> tuple[str, Any]:
         timestamp = int(clock() * 1000)

@@ -6,10 +6,19 @@ with ``{"errcode": 0}``; 45009 (API frequency out of limit) and -1 (system busy)
 
 from __future__ import annotations
 
-from ...inert import WECOM
-from ...settings import Settings
-from ..report import Report
-from .base import Channel, Clock, Prepared, errcode_check, fit_digest, setting, url_secrets, utf8_within
+from ..inert import WECOM
+from ..settings import Settings
+from .base import (
+    Channel,
+    Clock,
+    Message,
+    Prepared,
+    errcode_check,
+    fit_message,
+    setting,
+    url_secrets,
+    utf8_within,
+)
 
 CONTENT_LIMIT_BYTES = 4_000
 RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency out of limit; -1: system busy
@@ -17,9 +26,9 @@ RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency out of limit; -1: s
 NAME = "wecom"
 
 
-def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
+def prepare(message: Message, settings: Settings, clock: Clock) -> Prepared:
     url = setting(settings.wecom_webhook)
-    text, truncated = fit_digest(report, settings.report_url, utf8_within(CONTENT_LIMIT_BYTES), WECOM)
+    text, truncated = fit_message(message, utf8_within(CONTENT_LIMIT_BYTES), WECOM)
     payload = {"msgtype": "markdown", "markdown": {"content": text}}
     return Prepared(NAME, url, payload, truncated, errcode_check(RETRY_CODES), url_secrets(url))
 

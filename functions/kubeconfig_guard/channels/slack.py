@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import httpx
 
-from ...inert import SLACK, slack_escape
-from ...settings import Settings
-from ..report import Report
+from ..inert import SLACK, slack_escape
+from ..settings import Settings
 from .base import (
     MAX_ANSWER_CHARS,
     Channel,
     Clock,
+    Message,
     Prepared,
     Verdict,
-    fit_digest,
+    fit_message,
     http_verdict,
     setting,
-    title,
     url_secrets,
 )
 
@@ -63,14 +62,14 @@ def check(response: httpx.Response) -> Verdict:
     return Verdict(False, False, 200, f"HTTP 200: {text[:MAX_ANSWER_CHARS]}")
 
 
-def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
+def prepare(message: Message, settings: Settings, clock: Clock) -> Prepared:
     url = setting(settings.slack_webhook)
-    text, truncated = fit_digest(report, settings.report_url, lambda t: len(sections(t)) <= MAX_BLOCKS, SLACK)
+    text, truncated = fit_message(message, lambda t: len(sections(t)) <= MAX_BLOCKS, SLACK)
     # verbatim: Slack does not autolink URLs or parse mentions in the text (our link is explicit).
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": s, "verbatim": True}} for s in sections(text)
     ]
-    payload = {"text": slack_escape(title(report)), "blocks": blocks}
+    payload = {"text": slack_escape(message.title()), "blocks": blocks}
     return Prepared(NAME, url, payload, truncated, check, url_secrets(url))
 
 

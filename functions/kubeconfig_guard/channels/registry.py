@@ -8,9 +8,8 @@ import time
 
 import httpx
 
-from ...logs import log_fields
-from ...settings import Settings
-from ..report import Report
+from ..logs import log_fields
+from ..settings import Settings
 from . import dingtalk, feishu, slack, webhook, wecom
 from .base import (
     CONNECT_TIMEOUT,
@@ -21,6 +20,7 @@ from .base import (
     Channel,
     Clock,
     Delivery,
+    Message,
     log,
     scrub,
     send,
@@ -47,17 +47,22 @@ def all_secrets(settings: Settings) -> list[str]:
     return out
 
 
+def enabled_channels(settings: Settings) -> list[Channel]:
+    """The channels whose webhook setting is set, in delivery order."""
+    return [channel for channel in CHANNELS if setting(getattr(settings, channel.url_setting))]
+
+
 async def _deliver(
     client: httpx.AsyncClient,
     channel: Channel,
-    report: Report,
+    message: Message,
     settings: Settings,
     clock: Clock,
     max_attempts: int,
     retry_wait_max: float,
 ) -> Delivery:
     try:
-        prepared = channel.prepare(report, settings, clock)
+        prepared = channel.prepare(message, settings, clock)
         delivery = await send(client, prepared, max_attempts=max_attempts, retry_wait_max=retry_wait_max)
     except Exception as exc:  # a bug in one channel must not cost the others their message
         delivery = Delivery(
@@ -67,7 +72,7 @@ async def _deliver(
         )
     log_fields(
         log,
-        "summary delivered" if delivery.ok else "summary delivery failed",
+        f"{message.kind} delivered" if delivery.ok else f"{message.kind} delivery failed",
         logging.INFO if delivery.ok else logging.WARNING,
         **delivery.model_dump(mode="json"),
     )
@@ -75,7 +80,7 @@ async def _deliver(
 
 
 async def deliver_all(
-    report: Report,
+    message: Message,
     settings: Settings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -83,11 +88,11 @@ async def deliver_all(
     max_attempts: int = MAX_ATTEMPTS,
     retry_wait_max: float = RETRY_WAIT_MAX,
 ) -> list[Delivery]:
-    """Send the digest to every configured channel (and the JSON report to the generic webhook).
+    """Send ``message`` to every configured channel (its JSON document to the generic webhook).
 
     Returns one ``Delivery`` per enabled channel, in the registry's order; never raises.
     """
-    enabled = [channel for channel in CHANNELS if setting(getattr(settings, channel.url_setting))]
+    enabled = enabled_channels(settings)
     if not enabled:
         return []
     timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
@@ -95,7 +100,7 @@ async def deliver_all(
         return list(
             await asyncio.gather(
                 *(
-                    _deliver(client, channel, report, settings, clock, max_attempts, retry_wait_max)
+                    _deliver(client, channel, message, settings, clock, max_attempts, retry_wait_max)
                     for channel in enabled
                 )
             )

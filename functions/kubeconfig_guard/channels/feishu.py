@@ -15,20 +15,19 @@ from typing import Any
 
 import httpx
 
-from ...inert import FEISHU
-from ...settings import Settings
-from ..report import Report
+from ..inert import FEISHU
+from ..settings import Settings
 from .base import (
     Channel,
     Clock,
+    Message,
     Prepared,
     Verdict,
-    fit_digest,
+    fit_message,
     http_verdict,
     json_body,
     json_bytes,
     setting,
-    title,
     url_secrets,
 )
 
@@ -57,11 +56,11 @@ def check(response: httpx.Response) -> Verdict:
     return Verdict(False, retry, 200, f"HTTP 200 {what}: {message}".rstrip(": "))
 
 
-def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
+def prepare(message: Message, settings: Settings, clock: Clock) -> Prepared:
     url, secret = setting(settings.feishu_webhook), setting(settings.feishu_secret)
     header = {
-        "title": {"tag": "plain_text", "content": title(report)},
-        "template": "red" if report.needs_attention else "green",
+        "title": {"tag": "plain_text", "content": message.title()},
+        "template": "red" if message.needs_attention else "green",
     }
 
     def card(text: str) -> dict[str, Any]:
@@ -76,11 +75,8 @@ def prepare(report: Report, settings: Settings, clock: Clock) -> Prepared:
 
     # Room for the signature fields added per attempt.
     signature_room = len(json_bytes({"timestamp": "1" * 10, "sign": "x" * 44})) if secret else 0
-    text, truncated = fit_digest(
-        report,
-        settings.report_url,
-        lambda t: len(json_bytes(card(t))) + signature_room <= BODY_LIMIT_BYTES,
-        FEISHU,
+    text, truncated = fit_message(
+        message, lambda t: len(json_bytes(card(t))) + signature_room <= BODY_LIMIT_BYTES, FEISHU
     )
 
     def sign(target: str, body: Any) -> tuple[str, Any]:

@@ -1,12 +1,15 @@
-"""What every channel shares: the prepared message, the verdict, size fitting, scrubbing, the POST.
+"""What every channel shares: the message, the verdict, size fitting, scrubbing, the POST.
 
 A channel module only says how its message looks and how its answer reads (see the package
-docstring); everything here is channel-blind:
+docstring); everything here is channel-blind, and blind to what is said too:
 
+- ``Message``: what a channel sends, whoever sends it (the daily digest, ``summary/digest.py``;
+  an event notice, ``notices.py``): a plain title, a text rendered in any dialect with its lists
+  capped, and a JSON document for the generic webhook.
 - ``Prepared``: one channel's request, ready to send (URL, payload, answer check, its secrets,
   and an optional ``sign`` that adds a fresh signature to every attempt).
 - ``Verdict`` (one answer) and ``Delivery`` (what happened to the message, after all attempts).
-- ``fit_digest``: the digest shrinks its lists 20 → 10 → 5 → 3 → 1 → 0 items until it fits; as a
+- ``fit_message``: the text shrinks its lists 20 → 10 → 5 → 3 → 1 → 0 items until it fits; as a
   last resort the text is cut at a UTF-8 boundary and ends with ``TRUNCATION_LINE``.
 - ``scrub``: an error text names the channel, the HTTP status and the API's own code and message,
   with every fragment of the webhook URL and the signing secret replaced, run through the one
@@ -22,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -36,11 +39,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ...inert import MARKDOWN, Dialect, one_line
-from ...redaction import redact
-from ...settings import Settings
-from ..markdown import render_markdown
-from ..report import Report
+from ..inert import MARKDOWN, Dialect, one_line
+from ..redaction import redact
+from ..settings import Settings
 
 log = logging.getLogger("kubeconfig_guard.notify")
 
@@ -58,6 +59,35 @@ MAX_ANSWER_CHARS = 65_536  # of an error answer kept for scrubbing (secrets are 
 MAX_ERROR_CHARS = 300
 
 Clock = Callable[[], float]
+
+
+class Message(Protocol):
+    """What a channel sends. Channels never look inside: they render, fit and post it.
+
+    ``render`` writes the text in a chat dialect, every untrusted value through it (``inert``),
+    each list cut to ``max_items`` with "... and N more"; ``longest_list`` says how long the
+    longest uncut list is (the text is ``truncated`` when fewer are shown). ``title`` is plain
+    text of our own words (no value from the API or an event): a channel escapes it only for its
+    own syntax. ``document`` is the JSON the generic webhook receives (names exact).
+    """
+
+    @property
+    def kind(self) -> str:
+        """What the message is, in log lines: ``summary``, ``event notice``."""
+        ...
+
+    @property
+    def needs_attention(self) -> bool:
+        """Something a person must act on (Feishu's red header)."""
+        ...
+
+    def title(self) -> str: ...
+
+    def render(self, dialect: Dialect, max_items: int) -> str: ...
+
+    def longest_list(self) -> int: ...
+
+    def document(self) -> Any: ...
 
 
 class Delivery(BaseModel):
@@ -106,26 +136,11 @@ class Channel:
 
     name: str
     url_setting: str  # the Settings field holding the webhook URL
-    prepare: Callable[[Report, Settings, Clock], Prepared]
+    prepare: Callable[[Message, Settings, Clock], Prepared]
     secret_settings: tuple[str, ...] = ()  # further Settings fields holding secrets (signing keys)
 
 
 # --- text fitting --------------------------------------------------------------------------------
-
-
-def _full_length(report: Report) -> int:
-    """The longest list the digest caps with ``max_items``."""
-    rec = report.reconciliation
-    actions = len(rec.actions) if rec is not None and rec.enabled else 0
-    decisions = report.needs_decision.total if report.needs_decision is not None else 0
-    return max(
-        report.orphaned.total,
-        report.root.total,
-        report.expiring.total,
-        len(report.skipped_clusters),
-        actions,
-        decisions,
-    )
 
 
 def cut_utf8(text: str, max_bytes: int) -> str:
@@ -152,17 +167,14 @@ def _hard_cut(text: str, fits: Callable[[str], bool]) -> str:
     return candidate(low) if fits(candidate(low)) else cut_utf8(TRUNCATION_LINE, 0)
 
 
-def fit_digest(
-    report: Report,
-    report_url: str | None,
-    fits: Callable[[str], bool],
-    dialect: Dialect = MARKDOWN,
+def fit_message(
+    message: Message, fits: Callable[[str], bool], dialect: Dialect = MARKDOWN
 ) -> tuple[str, bool]:
-    """The longest digest (in the channel's dialect) that ``fits``, and whether it was truncated."""
-    full = _full_length(report)
+    """The longest text of ``message`` (in the channel's dialect) that ``fits``, and whether it was cut."""
+    full = message.longest_list()
     text = ""
     for n in ITEM_STEPS:
-        text = render_markdown(report, max_items=n, report_url=report_url, dialect=dialect)
+        text = message.render(dialect, n)
         if fits(text):
             return text, n < full
     return _hard_cut(text, fits), True
@@ -171,17 +183,6 @@ def fit_digest(
 def utf8_within(limit: int) -> Callable[[str], bool]:
     """A ``fits`` for a text limited to ``limit`` bytes of UTF-8."""
     return lambda text: len(text.encode("utf-8")) <= limit
-
-
-def title(report: Report) -> str:
-    """The one-line title of the digest (plain text: the channel escapes it if it must)."""
-    t = report.totals
-    decisions = report.needs_decision.total if report.needs_decision is not None else 0
-    first = f"{decisions} need{'s' if decisions == 1 else ''} a decision, " if decisions else ""
-    return (
-        f"kubeconfig-guard {report.generated_at[:10]}: {first}{t.get('orphaned', 0)} orphaned, "
-        f"{t.get('root', 0)} root, {t.get('expiring', 0)} expiring"
-    )
 
 
 def json_bytes(payload: Any) -> bytes:
