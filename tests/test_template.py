@@ -483,6 +483,9 @@ def test_event_function_settings(template: dict[str, Any]) -> None:
     # Event notices (issue 18): the summary's chat webhooks, and when to use them.
     assert env.keys() >= CHANNEL_VARIABLES | {"KCGUARD_EVENT_NOTIFY"}
     assert template["vars"]["eventNotify"] == "problems"
+    # Organization mode (issue 17): which accounts, and the ExternalId of the member sessions.
+    assert env.keys() >= {"KCGUARD_ACCOUNTS", "KCGUARD_MEMBER_ROLE", "KCGUARD_MEMBER_EXTERNAL_ID"}
+    assert template["vars"]["accounts"] == "self"
 
 
 CHANNEL_VARIABLES = {
