@@ -312,3 +312,45 @@ def test_a_hostile_member_list_guards_no_one_it_names(org: Harness, body: str) -
     assert outcome.report is not None and outcome.report.directory_error
     assert [a.account_id for a in outcome.report.accounts] == [CENTRAL_ID]
     assert not cloud.sessions()
+
+
+# --- trust boundaries ----------------------------------------------------------------------------
+
+
+def test_member_credentials_never_reach_a_result_or_a_log(
+    org: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud = cloud_of(org)
+    caplog.set_level("DEBUG")
+    runtime = org.runtime(**org_settings())
+    result = handle_event(routed_deletion(PROD_ID), runtime=runtime)
+    summary = handle_summary({"dryRun": True}, runtime=runtime)
+    (session, *_) = cloud.sessions()
+    shown = "\n".join(
+        [
+            result.model_dump_json(),
+            summary.model_dump_json(),
+            summary.report_json,
+            summary.markdown,
+            summary.html,
+        ]
+        + [r.getMessage() + str(r.__dict__) for r in caplog.records]
+    )
+    for secret in (session.access_key_secret, session.security_token, EXTERNAL_ID):
+        assert secret not in shown
+
+
+def test_a_display_name_from_the_directory_is_text_in_every_output(org: Harness) -> None:
+    from kubeconfig_guard.inert import MARKDOWN, SLACK
+
+    cloud = cloud_of(org)
+    hostile = "<!channel> [prod](https://evil.example) <script>x</script>"
+    cloud.set_member(SANDBOX_ID, display_name=hostile)
+    summary = handle_summary({"dryRun": True}, runtime=org.runtime(**org_settings()))
+    assert summary.report is not None
+    assert any(a.display_name == hostile for a in summary.report.accounts)
+    markdown = render_markdown(summary.report, dialect=MARKDOWN)
+    assert "\\<!channel>" in markdown and "](https://evil.example)" not in markdown  # escaped: text
+    slack = render_markdown(summary.report, dialect=SLACK)
+    assert "<!channel>" not in slack and "<https://evil.example" not in slack
+    assert "<script>" not in summary.html and "<!channel>" not in summary.html

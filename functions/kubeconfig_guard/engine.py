@@ -83,8 +83,10 @@ class Engine:
         # Clusters listed at once. Each listing has a few pages; with every cluster started at once
         # the concurrency cap serves all the first pages before any second one, so nothing is
         # finished when the deadline cuts listing short. A bounded number of clusters in flight
-        # finishes clusters one after another, so work done before the deadline sticks.
-        self._listing_slots = asyncio.Semaphore(max(1, settings.max_concurrency // 2))
+        # finishes clusters one after another, so work done before the deadline sticks. Two thirds of
+        # the request cap: a listing of 3 pages (120 kubeconfigs) has 1 page in flight, then 2, so
+        # these keep about the cap busy (a half left a quarter of it idle: BENCHMARKS.md, issue 19).
+        self._listing_slots = asyncio.Semaphore(max(1, 2 * settings.max_concurrency // 3))
         # Invocations listing on this instance now. Alone (Function Compute's standard runtimes run
         # one invocation per instance), a refresh starts at once; with others (a burst on a runtime
         # with instance concurrency, local runs), it waits a moment so they all share it.
@@ -189,6 +191,8 @@ class Engine:
     async def complete(self, prepared: Prepared, deadline: Deadline) -> RevocationResult:
         request = prepared.request
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
+        if prepared.account_id:
+            context["cloud_account_id"] = prepared.account_id
         plan = finalize(prepared.plan)
         actions = list(plan.decided)
         actions += await execute(

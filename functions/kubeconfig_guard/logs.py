@@ -199,10 +199,7 @@ def log_fields(logger: logging.Logger, message: str, level: int = logging.INFO, 
 
 def log_action(logger: logging.Logger, action: Action, context: dict[str, object] | None = None) -> None:
     level = logging.WARNING if action.status is ActionStatus.FAILED else logging.INFO
-    log_fields(
-        logger,
-        f"kubeconfig {action.status.value}",
-        level,
-        **(context or {}),
-        **action.model_dump(mode="json"),
-    )
+    fields = action.model_dump(mode="json")
+    if fields.get("cloud_account_id") is None:  # the context's account (organization mode), if any
+        fields.pop("cloud_account_id", None)
+    log_fields(logger, f"kubeconfig {action.status.value}", level, **(context or {}), **fields)

@@ -268,7 +268,9 @@ async def run_organization_summary(
     enforce_limit([r.planned.plan for r in runs if r.planned.plan is not None], settings.max_revocations)
 
     async def execute_account(run: _AccountRun) -> Reconciled:
-        return await execute_orphans(run.engine, run.planned, deadline=deadline)
+        return await execute_orphans(
+            run.engine, run.planned, deadline=deadline, account_id=run.account.account_id
+        )
 
     reconciled = await asyncio.gather(*(execute_account(run) for run in runs))
     actions: list[Action] = []

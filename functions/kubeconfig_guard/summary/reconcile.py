@@ -85,21 +85,25 @@ def plan_orphans(
     return OrphanPlan(reconciliation, decide(wanted, policy), len(wanted), locked_left)
 
 
-async def execute_orphans(engine: Engine, planned: OrphanPlan, *, deadline: Deadline) -> Reconciled:
-    """Revoke what the plan allows (after ``enforce_limit``), in the account of ``engine``."""
+async def execute_orphans(
+    engine: Engine, planned: OrphanPlan, *, deadline: Deadline, account_id: str | None = None
+) -> Reconciled:
+    """Revoke what the plan allows (after ``enforce_limit``), in the account of ``engine``
+    (``account_id``: organization mode's, named in every log line)."""
     settings = engine.settings
     reconciliation = planned.reconciliation
     if planned.plan is None:
         return Reconciled(reconciliation, locked_not_retried=planned.locked_not_retried)
     plan = finalize(planned.plan)
-    log_decisions(plan.decided, CONTEXT)
+    context = CONTEXT if account_id is None else {**CONTEXT, "cloud_account_id": account_id}
+    log_decisions(plan.decided, context)
     actions = plan.decided + await execute(
         engine.client,
         None,
         plan.to_revoke,
         deadline=deadline,
         retry_by="the next daily summary",
-        context=CONTEXT,
+        context=context,
     )
     actions.sort(key=lambda a: (a.status.urgency, a.region, a.cluster_id, a.uid))
     reconciliation.counts = count_actions(actions)
