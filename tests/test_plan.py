@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from kubeconfig_guard.models import AccountType, CertState, Cluster, KubeconfigState
 from kubeconfig_guard.plan import (
@@ -62,7 +63,7 @@ def test_undocumented_enum_values_parse_and_are_kept() -> None:
         and s.cert_state is not None
         and s.cert_state.name == "UNDOCUMENTED"
     )
-    assert s.model_dump(mode="json")["account_state"] == "Frozen"
+    assert TypeAdapter(KubeconfigState).dump_python(s, mode="json")["account_state"] == "Frozen"
     # "Unknown" is a documented certificate state, not an undocumented value
     documented = state(cert_state="Unknown").cert_state
     assert documented is CertState.UNKNOWN and documented.is_known

@@ -28,7 +28,7 @@ def st(**fields: Any) -> KubeconfigState:
     base = {"account_id": "2001", "account_name": "a", "account_type": "RamUser", "account_state": "Active"}
     base.update(cert_state="Unexpired", cert_expire_time="2028-01-01T00:00:00Z", revokable=True)
     base.update(fields)
-    return KubeconfigState.model_validate(base)
+    return KubeconfigState(**base)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 
 class OpenEnum(str, Enum):
@@ -124,7 +125,19 @@ class DescribeClustersV1Response(ApiAnswer):
 # --- ListClusterKubeconfigStates (GET /clusters/{ClusterId}/kubeconfig/states) -------------
 
 
-class KubeconfigState(_ApiModel):
+@dataclass(slots=True, frozen=True, config=ConfigDict(extra="ignore"))
+class KubeconfigState:
+    """One kubeconfig as ListClusterKubeconfigStates reports it: a slotted record, not a model.
+
+    A warm instance keeps every listing of the fleet for the freshness window (inventory.py), so
+    this is the object there is most of: slots (no ``__dict__``, no fields-set bookkeeping) keep it
+    at about 170 bytes a kubeconfig with its strings (about 270 when no two share a uid or name),
+    instead of 1.2-1.3 KB as a ``BaseModel`` (BENCHMARKS.md, "Issue 19"). pydantic-core still
+    validates it straight from the answer's bytes, and its string cache shares the uid and name
+    strings repeated across clusters. Constructing one (``KubeconfigState(**record)``) validates
+    it the same way, unknown keys ignored.
+    """
+
     account_id: str = ""
     account_name: str = ""
     account_type: AccountType | None = None

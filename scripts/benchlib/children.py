@@ -127,10 +127,10 @@ class Children:
             "        pass\n"
             "print(sysconfig.get_paths()['stdlib'])\n"
         )
+        # The package the kcguard children import: --child-env PYTHONPATH=DIR (another revision) too.
+        env = self.env(**{k: v for k, v in self.extra.items() if k == "PYTHONPATH"})
         for python in dict.fromkeys(pythons):
-            out = subprocess.run(
-                [python, "-c", code], env=self.env(), capture_output=True, text=True, cwd=str(ROOT)
-            )
+            out = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, cwd=str(ROOT))
             if out.returncode != 0:
                 raise BenchError(f"{python} cannot import the package measured:\n{out.stderr[-2000:]}")
             lib = Path(out.stdout.strip().splitlines()[-1])

@@ -90,6 +90,15 @@ def _result(raw: object, full: bool) -> dict[str, object]:
     return result if full else {k: result.get(k) for k in RESULT_FIELDS}
 
 
+def _rss_now_mb() -> float | None:
+    """The process's resident memory now (not its peak): what it keeps between invocations."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     full = bool(spec.get("full_result"))
@@ -104,6 +113,7 @@ def main() -> None:
         "cpu_at_main": CPU_MAIN,
         "cpu_import": time.process_time() - cpu_import,
         "modules_after_import": len(sys.modules),
+        "rss_at_import_mb": _rss_now_mb(),
     }
     sys.stdout.write(json.dumps({"ready": True}) + "\n")  # initialised: the handler is imported
     sys.stdout.flush()
@@ -139,6 +149,7 @@ def main() -> None:
             "error": error,
             "result": result,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "rss_now_mb": _rss_now_mb(),
         }
         if n == 1:
             answer.update(timings)

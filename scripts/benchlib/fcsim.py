@@ -290,7 +290,8 @@ class InstanceAnswer:
     cpu_total: float = 0.0
     error: str | None = None
     result: dict[str, Any] | None = None
-    rss_mb: float = 0.0
+    rss_mb: float = 0.0  # the peak so far
+    rss_now_mb: float | None = None  # resident after the invocation
     t_sent: float = 0.0
     t_received: float = 0.0
     killed: bool = False
@@ -300,6 +301,7 @@ class InstanceAnswer:
     t_imported: float | None = None
     cpu_import: float | None = None
     modules_after_first_event: int | None = None
+    rss_at_import_mb: float | None = None
     loaded: list[str] | None = None
 
     @property

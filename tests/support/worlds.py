@@ -59,7 +59,7 @@ def kubeconfig_state(uid: str, name: str, **fields: Any) -> KubeconfigState:
     defaults and arguments, without the world-only ``last_access``."""
     record = kc(uid, name, **fields)
     record.pop("last_access")
-    return KubeconfigState.model_validate(record)
+    return KubeconfigState(**record)
 
 
 def cluster(cluster_id: str, *kubeconfigs: dict[str, Any], **fields: Any) -> dict[str, Any]:
