@@ -245,6 +245,11 @@ async def run_organization_summary(
 
         return report
 
+    # The accounts share the instance's request cap (KCGUARD_MAX_CONCURRENCY): each lists at most its
+    # share of it at once (at least 2), so the cap's slots go round the accounts instead of to one
+    # account's clusters at a time, a burst its own ACK quota throttles.
+    per_account = max(2, -(-settings.max_concurrency // max(1, len(runs))))
+
     async def scan_account(run: _AccountRun) -> None:
         run.scanned = await scan(
             run.engine,
@@ -254,6 +259,7 @@ async def run_organization_summary(
             deadline=deadline,
             progress=account_progress(run.account.account_id),
             account=run.account.account_id,
+            concurrency=per_account,
         )
 
     await asyncio.gather(*(scan_account(run) for run in runs))
@@ -265,6 +271,7 @@ async def run_organization_summary(
             dry_run=dry_run,
             account_id=run.account.account_id,
         )
+        run.scanned.orphans = []  # planned: the plan holds what is still needed
     enforce_limit([r.planned.plan for r in runs if r.planned.plan is not None], settings.max_revocations)
 
     async def execute_account(run: _AccountRun) -> Reconciled:
@@ -273,13 +280,14 @@ async def run_organization_summary(
         )
 
     reconciled = await asyncio.gather(*(execute_account(run) for run in runs))
-    actions: list[Action] = []
+    # (account, action): only the actions kept are copied with their account (the report's list, and
+    # the deferred and failed ones the ledger reads), not every orphan over the blast-radius limit.
+    tagged: list[tuple[str, Action]] = []
     locked_left = 0
     reconciliation = Reconciliation(enabled=enabled, mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE)
     for run, done in zip(runs, reconciled, strict=True):
         account_id = run.account.account_id
-        mine = [a.model_copy(update={"cloud_account_id": account_id}) for a in done.actions]
-        actions += mine
+        tagged += [(account_id, a) for a in done.actions]
         locked_left += done.locked_not_retried
         issues += run.scanned.issues
         section = sections[account_id]
@@ -295,11 +303,19 @@ async def run_organization_summary(
                 done.reconciliation.outcome,
                 done.reconciliation.reason,
             )
-    actions.sort(key=lambda a: (a.status.urgency, a.cloud_account_id or "", a.region, a.cluster_id, a.uid))
-    reconciliation.counts = count_actions(actions)
-    reconciliation.actions_total = len(actions)
-    reconciliation.truncated = len(actions) > settings.report_list_limit
-    reconciliation.actions = actions[: settings.report_list_limit]
+    tagged.sort(key=lambda t: (t[1].status.urgency, t[0], t[1].region, t[1].cluster_id, t[1].uid))
+    reconciliation.counts = count_actions([a for _, a in tagged])
+    reconciliation.actions_total = len(tagged)
+    reconciliation.truncated = len(tagged) > settings.report_list_limit
+    reconciliation.actions = [
+        a.model_copy(update={"cloud_account_id": account_id})
+        for account_id, a in tagged[: settings.report_list_limit]
+    ]
+    actions = [
+        a.model_copy(update={"cloud_account_id": account_id})
+        for account_id, a in tagged
+        if a.status in (ActionStatus.DEFERRED, ActionStatus.FAILED)
+    ]
     issues.sort(key=lambda c: (c.cloud_account_id or "", c.region, c.cluster_id))
     today = utc_date(now)
     attempted = enabled and not dry_run and reconciliation.outcome is not Outcome.LIMIT_EXCEEDED

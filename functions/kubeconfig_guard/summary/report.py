@@ -64,7 +64,8 @@ class Reconciliation(BaseModel):
     actions: list[Action] = Field(
         default_factory=list,
         description="Failed and deferred first, then revoked, would-revoke, skipped; capped at "
-        "KCGUARD_REPORT_LIST_LIMIT (each action is also one log line).",
+        "KCGUARD_REPORT_LIST_LIMIT (each action is also one log line; those the blast-radius limit "
+        "skipped, one line per account that counts them).",
     )
     actions_total: int = 0
     truncated: bool = False
@@ -187,6 +188,10 @@ def _zero() -> dict[str, int]:
     return {c.value: 0 for c in CLASS_ORDER}
 
 
+# The classes whose entries the report lists (capped); a tuple: members are found by identity.
+_LISTED = (KubeconfigClass.ORPHANED, KubeconfigClass.ROOT, KubeconfigClass.EXPIRING)
+
+
 class ReportBuilder:
     """Feeds states cluster by cluster; keeps counters and capped lists only."""
 
@@ -214,27 +219,40 @@ class ReportBuilder:
     def add_cluster(
         self, region: str, cluster: Cluster, states: list[KubeconfigState], account: str | None = None
     ) -> list[KubeconfigState]:
-        """Count a cluster's states (of ``account``, in organization mode); return its orphaned states."""
+        """Count a cluster's states (of ``account``, in organization mode); return its orphaned states.
+
+        The hot loop of a large summary (organization mode: 600,000 states at a quarter of a vCPU):
+        each state is tallied once by (class, account type), and the counters are added up once per
+        cluster."""
+        now, expiring_days, months = self.now, self.expiring_days, self.months
+        tally: dict[tuple[KubeconfigClass, str], int] = {}
+        orphans: list[KubeconfigState] = []
+        for state in states:
+            cls = classify(state, now, expiring_days)
+            kind = state.account_type
+            key = (cls, kind.value if kind else "?")
+            tally[key] = tally.get(key, 0) + 1
+            expires = parse_time(state.cert_expire_time)
+            if expires is not None and expires > now:
+                months[f"{expires.year:04d}-{expires.month:02d}"] += 1
+            if cls in _LISTED:
+                if cls is KubeconfigClass.ORPHANED:
+                    orphans.append(state)
+                self._keep(cls, region, cluster, state, account)
         counts = _zero()
         region_counts = self.by_region.setdefault(region, _zero())
         account_counts = self.by_account.setdefault(account, _zero()) if account is not None else None
-        orphans: list[KubeconfigState] = []
-        for state in states:
-            cls = classify(state, self.now, self.expiring_days)
-            counts[cls.value] += 1
-            region_counts[cls.value] += 1
-            self.totals[cls.value] += 1
+        for (cls, type_name), n in tally.items():
+            value = cls.value
+            counts[value] += n
+            region_counts[value] += n
+            self.totals[value] += n
             if account_counts is not None:
-                account_counts[cls.value] += 1
-            type_name = state.account_type.value if state.account_type else "?"
-            self.by_type.setdefault(type_name, _zero())[cls.value] += 1
-            expires = parse_time(state.cert_expire_time)
-            if expires is not None and expires > self.now:
-                self.months[expires.strftime("%Y-%m")] += 1
-            if cls is KubeconfigClass.ORPHANED:
-                orphans.append(state)
-            if cls in (KubeconfigClass.ORPHANED, KubeconfigClass.ROOT, KubeconfigClass.EXPIRING):
-                self._keep(cls, self._entry(region, cluster, state, account))
+                account_counts[value] += n
+            by_type = self.by_type.get(type_name)
+            if by_type is None:
+                by_type = self.by_type[type_name] = _zero()
+            by_type[value] += n
         self.kubeconfigs += len(states)
         if account is not None:
             self.account_kubeconfigs[account] += len(states)
@@ -271,19 +289,25 @@ class ReportBuilder:
             revokable=state.revokable,
         )
 
-    def _keep(self, cls: KubeconfigClass, entry: KubeconfigEntry) -> None:
+    def _keep(
+        self, cls: KubeconfigClass, region: str, cluster: Cluster, state: KubeconfigState, account: str | None
+    ) -> None:
+        """Count a listed state; make its entry only when the capped list keeps it."""
         self._list_totals[cls] += 1
         if cls is KubeconfigClass.EXPIRING:
             self._seq += 1
-            key = -(entry.days_left if entry.days_left is not None else 0)
+            left = days_left(state, self.now)
+            key = -(int(left) if left is not None else 0)
             if len(self._expiring) < self.limit:
-                heapq.heappush(self._expiring, (key, self._seq, entry))
+                heapq.heappush(self._expiring, (key, self._seq, self._entry(region, cluster, state, account)))
             elif key > self._expiring[0][0]:
-                heapq.heapreplace(self._expiring, (key, self._seq, entry))
+                heapq.heapreplace(
+                    self._expiring, (key, self._seq, self._entry(region, cluster, state, account))
+                )
             return
         kept = self._lists[cls]
         if len(kept) < self.limit:
-            kept.append(entry)
+            kept.append(self._entry(region, cluster, state, account))
 
     def build(self, **fields: object) -> Report:
         def entry_list(cls: KubeconfigClass, items: list[KubeconfigEntry]) -> EntryList:

@@ -61,13 +61,15 @@ async def scan(
     deadline: Deadline,
     progress: Progress | None = None,
     account: str | None = None,
+    concurrency: int | None = None,
 ) -> Scan:
     """List every cluster of the regions (bounded by the deadline) into ``builder`` (as ``account``'s
-    clusters, in organization mode: every issue then names it too)."""
+    clusters, in organization mode: every issue then names it too), at most ``concurrency`` listings
+    at once (default ``KCGUARD_MAX_CONCURRENCY``)."""
     result = Scan()
     clusters = await engine.watched_clusters(regions, not_before, result.issues, deadline)
     result.clusters_total = len(clusters)
-    slots = asyncio.Semaphore(engine.settings.max_concurrency)
+    slots = asyncio.Semaphore(concurrency or engine.settings.max_concurrency)
     done = 0
 
     async def one(region: str, cluster: Cluster) -> None:
