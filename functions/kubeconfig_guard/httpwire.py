@@ -23,7 +23,13 @@ lookups) was most of the client's CPU. ``Pool`` does only what these calls need 
   ``MAX_HEAD_BYTES``, a body of at most ``MAX_BODY_BYTES`` however it is framed (one past
   it fails as soon as its declared length or the bytes received pass the cap, before it is
   buffered), and a parser that consumes each byte received a bounded number of times
-  (searches resume where the last one stopped; chunk data is copied out as it arrives).
+  (searches resume where the last one stopped; chunk data is copied out as it arrives;
+  repeated header fields are joined once);
+* strict framing, the same whatever pieces the answer arrives in (tests/test_httpwire_fuzz.py):
+  a status line ``HTTP/1.x NNN reason``, field names that are tokens, no control character
+  but HTAB in a head or chunk line (no bare CR or LF), one decimal Content-Length, and a
+  ``Transfer-Encoding`` only as ``chunked`` alone, in an HTTP/1.1 answer without a
+  Content-Length (anything else could be read two ways: a protocol error).
 
 Errors are ``TransportError`` with httpx's names (``ConnectTimeout``, ``ReadTimeout``,
 ``ConnectError``, ``ReadError``, ``RemoteProtocolError``), so results and logs read the
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,6 +104,13 @@ def _over_cap(length: str) -> bool:
 
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+# A field name is a token (RFC 9110 5.1, 5.6.2).
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# What a head (its CRLFs removed) or a chunk line may not hold: a control character but HTAB, or
+# DEL; so no CR or LF outside a CRLF either (RFC 9112 2.2: a bare CR is invalid; a lone LF would
+# be a line end to some parsers and not to others).
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_FORBIDDEN_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class Answer(NamedTuple):
@@ -150,11 +164,38 @@ _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_DATA_END, _CHUNK_TRAILERS = range(4)
 
 
 def _chunk_size(line: bytearray) -> int:
-    """The size of a chunk-size line (``1f;ext=1``): 1 to 16 hex digits, nothing else."""
-    digits = line.split(b";", 1)[0].strip()
-    if not 0 < len(digits) <= 16 or not _HEX_DIGITS.issuperset(digits):
+    """The size of a chunk-size line (``1f;ext=1``): 1 to 16 hex digits (spaces or tabs before an
+    extension allowed), nothing else; no control character but HTAB in the line."""
+    digits = line.split(b";", 1)[0].strip(b" \t")
+    if not 0 < len(digits) <= 16 or not _HEX_DIGITS.issuperset(digits) or _FORBIDDEN_BYTES.search(line):
         raise TransportError("RemoteProtocolError", "malformed chunk size")
     return int(digits, 16)
+
+
+def _fields(lines: list[str]) -> dict[str, str]:
+    """Header (or trailer) field lines as {lower-case name: value}; a repeated field's values are
+    joined with ", " once, at the end (linear however many times a name repeats)."""
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    for line in lines:
+        name, sep, value = line.partition(":")
+        # Letters, digits and "-" (every name ACK sends) checked without the regular expression.
+        if not sep or (
+            not (name.isascii() and name.replace("-", "").isalnum()) and _FIELD_NAME.fullmatch(name) is None
+        ):
+            raise TransportError("RemoteProtocolError", "malformed header line")
+        key = name.lower()
+        value = value.strip(" \t")
+        if key in headers:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [headers[key]]).append(value)
+        else:
+            headers[key] = value
+    if repeated:
+        for key, values in repeated.items():
+            headers[key] = ", ".join(values)
+    return headers
 
 
 class _Connection(asyncio.Protocol):
@@ -289,9 +330,11 @@ class _Connection(asyncio.Protocol):
         try:
             while not self._status:
                 end = self._find(b"\r\n\r\n", pos)
+                # The head's length, or the least it can be (the last 3 bytes may begin its end):
+                # the cap is crossed at the same byte whatever pieces the answer arrives in.
+                if (end - pos if end >= 0 else len(buf) - pos - 3) > MAX_HEAD_BYTES:
+                    raise TransportError("RemoteProtocolError", "response head too large")
                 if end < 0:
-                    if len(buf) - pos > MAX_HEAD_BYTES:
-                        raise TransportError("RemoteProtocolError", "response head too large")
                     return
                 head = buf[pos:end].decode("latin-1")
                 pos = end + 4
@@ -312,37 +355,48 @@ class _Connection(asyncio.Protocol):
                 del buf[:pos]
 
     def _read_head(self, head: str) -> None:
+        if _FORBIDDEN.search(head.replace("\r\n", "")):
+            raise TransportError(
+                "RemoteProtocolError", "control character or bare CR/LF in the response head"
+            )
         status_line, *lines = head.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
         if not (
-            version.startswith("HTTP/1.") and len(code) == 3 and _digits(code) and 100 <= int(code) <= 599
+            len(version) == 8
+            and version.startswith("HTTP/1.")
+            and _digits(version[7])
+            and len(code) == 3
+            and _digits(code)
+            and 100 <= int(code) <= 599
         ):
             raise TransportError("RemoteProtocolError", "malformed status line")
         status = int(code)
+        headers = _fields(lines)
         if status < 200:  # 1xx (never asked for): the final answer follows
             return
-        headers: dict[str, str] = {}
-        for line in lines:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise TransportError("RemoteProtocolError", "malformed header line")
-            key = name.lower()
-            value = value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
         connection = headers.get("connection", "").lower()
-        if version == "HTTP/1.1":
+        http11 = version != "HTTP/1.0"
+        if http11:
             self._keep_alive = "close" not in connection
         else:
             self._keep_alive = "keep-alive" in connection
         self._status, self._reason, self._headers = status, reason, headers
+        encoding = headers.get("transfer-encoding")
         if self._head_only or status in (204, 304):
             self._length = 0
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        elif encoding is not None:
+            # Anything but chunked alone could be framed two ways (RFC 9112 6.1, 6.3): refused.
+            if encoding.lower() != "chunked":
+                raise TransportError("RemoteProtocolError", "Transfer-Encoding other than chunked")
+            if not http11:
+                raise TransportError("RemoteProtocolError", "Transfer-Encoding in an HTTP/1.0 answer")
+            if "content-length" in headers:
+                raise TransportError("RemoteProtocolError", "both Transfer-Encoding and Content-Length")
             self._chunked = True
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not _digits(length):
+            if not _digits(length):  # also two fields, or a list: "5, 5"
                 raise TransportError("RemoteProtocolError", "invalid Content-Length")
             if _over_cap(length):
                 raise body_too_large(status)  # declared: fail before reading any of it
@@ -381,7 +435,8 @@ class _Connection(asyncio.Protocol):
                 self._phase = _CHUNK_SIZE
             else:  # a chunk-size line, or a trailer line after the last chunk
                 end = self._find(b"\r\n", pos)
-                pending = (end if end >= 0 else len(buf)) - pos
+                # The line's length, or the least it can be (the last byte may begin its CRLF).
+                pending = end - pos if end >= 0 else len(buf) - pos - 1
                 if phase == _CHUNK_TRAILERS:
                     if self._trailer_bytes + pending > MAX_HEAD_BYTES:
                         raise TransportError("RemoteProtocolError", "chunked trailers too large")
@@ -394,6 +449,9 @@ class _Connection(asyncio.Protocol):
                 if phase == _CHUNK_TRAILERS:
                     if line:
                         self._trailer_bytes += len(line) + 2
+                        _fields([line.decode("latin-1")])  # a field line, like a header's (then dropped)
+                        if _FORBIDDEN_BYTES.search(line):
+                            raise TransportError("RemoteProtocolError", "control character in a trailer")
                         continue
                     if pos < len(buf):
                         self._keep_alive = False  # more than the answer: do not trust this connection

@@ -14,6 +14,7 @@ The package (scripts/benchlib; ``scripts/bench`` is its launcher; ruff and mypy 
   options.py    BenchOptions          results.py   the figures, typed (dataclasses)
   twocores.py   small/medium/large/rate-limited: workers, variants, lower bounds
   deployed.py   fc/burst/cold: Function Compute instances under the template's vCPU
+  fleet.py      fleet: the users' scale (1,000 clusters) on a cold instance: time, peak and kept memory
   report.py     the tables and the targets
   listing.py    calls and rounds of one listing, asked of the client
   fakeproc.py   the fake ACK process (world recipe, command loop) and its parent-side client
@@ -21,9 +22,12 @@ The package (scripts/benchlib; ``scripts/bench`` is its launcher; ruff and mypy 
   children.py   the children's environment, bytecode trees, measured runs
   worker.py     one measured workload (a child)       fc.py  one instance (a child)
   chaos.py      the chaos mode (``scripts/bench chaos``)
+  clients.py    the HTTP clients compared (``scripts/bench clients``; clientsworker.py: one run)
+  organization.py  organization mode at scale (``scripts/bench organization``; orgfake.py: the fake
+                   Resource Directory's process)
 
 Two views
-  * The deployed view (workloads ``fc``, ``cold``, ``burst``; what a user gets): the event
+  * The deployed view (workloads ``fc``, ``cold``, ``burst``, ``fleet``; what a user gets): the event
     function run the way Function Compute 3.0 runs a standard runtime. template.yml is read with
     PyYAML (``${vars.x}`` and ``${env('NAME', 'default')}`` resolved like Serverless Devs): the
     event function's ``handler``, ``cpu``, ``memorySize``, ``timeout``, environment and
@@ -87,6 +91,10 @@ Workloads (``--only`` any of them; default all)
                 the first ``--fc-cpu`` taking one event at a time, first in first out; vs one
                 event for an unknown user on a cold instance (one full scan): listing calls,
                 time until the last event is done, pairs revoked.
+  fleet         5 regions x 200 clusters x 120 kubeconfigs, the deleted user on 100 clusters; one
+                DeleteUser event on a cold instance at each ``--fc-cpu`` (the blast-radius limit
+                raised to let its 100 revocations through): wall, CPU, calls vs the bound, peak RSS
+                vs 128 MB, and the memory kept after it per 100,000 kubeconfigs listed (<= 40 MB).
   cold          process start -> import the handler -> first small event on a fresh instance
                 at each ``--fc-cpu`` (median of --repeat), with and without shipped bytecode,
                 beside ``python -c pass`` and ``import alibabacloud_cs20151215.client``.

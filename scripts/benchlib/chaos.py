@@ -4,12 +4,16 @@
     cd scripts && python -m benchlib.chaos                     # the same
     cd scripts && python -m benchlib.chaos --scenario event-60 --scenario summary-60
     cd scripts && python -m benchlib.chaos --tiny              # the smoke test's seconds-long world
+    scripts/bench chaos --double --scenario event-medium-t60 --max-attempts 6   # twice the faults
+    scripts/bench chaos --scenario event-medium-t10 --attempts 10               # a sample of 10 attempts
 
 Faults (the fake's FaultSpec on every operation, seeded ``--seed``): 20 ms per call, 15% of calls
 answered 5xx (the fake picks 503 or 500) before the operation runs, 10% answered 429
 ``Throttling.User`` whatever the rate, and on ``CleanClusterUserPermissions`` 10% of the writes
 applied but their answers lost (connection reset after apply). The seed fixes the draws' sequence;
 which request gets which draw depends on the order requests arrive, which concurrency varies.
+``--double`` doubles them (30% 5xx, 20% rate-independent 429s, 20% of the Clean answers lost; issue
+19); ``--error-rate-5xx``, ``--throttle-rate``, ``--lost-write-rate`` and ``--latency-ms`` set each.
 
 How it runs: the fake ACK in its own process (``benchlib.fakeproc``, the fake's real HTTP server);
 every attempt a fresh Function Compute instance (``benchlib.fcsim.FcInstance``: a process running
@@ -19,7 +23,9 @@ every attempt a fresh Function Compute instance (``benchlib.fcsim.FcInstance``: 
 import is not timed (Function Compute's initialisation). An attempt still running at its timeout
 (+ 1 s) is killed (as Function Compute does); one that raises (``RetryableInvocationError`` or
 anything else) or is killed is run again in a fresh instance, up to
-``asyncInvokeConfig.maxAsyncRetryAttempts`` retries. The summary's report goes to a loopback
+``asyncInvokeConfig.maxAsyncRetryAttempts`` retries (``--max-attempts`` sets the limit of every
+scenario; ``--attempts N`` runs exactly N attempts whatever their outcome, a sample of attempts: the
+clusters each one scans are compared). The summary's report goes to a loopback
 webhook (``KCGUARD_WEBHOOK_URL``): its ``skipped_clusters`` is checked against the world.
 
 Invariants checked on every scenario (from the fake's revocation records and recycle bins):
@@ -35,6 +41,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -53,11 +60,40 @@ LATENCY_SECONDS = 0.02
 ERROR_RATE_5XX = 0.15
 LOST_WRITE_RATE = 0.10
 THROTTLE_RATE = 0.10
-# The bad day: on every operation, and on CleanClusterUserPermissions with its lost answers.
-FAULTS = FaultSpec(
-    latency_seconds=LATENCY_SECONDS, error_rate_5xx=ERROR_RATE_5XX, throttle_rate=THROTTLE_RATE
-)
-CLEAN_FAULTS = dataclasses.replace(FAULTS, reset_rate=LOST_WRITE_RATE)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The bad day's levels: on every operation, and on CleanClusterUserPermissions its lost answers."""
+
+    latency_seconds: float = LATENCY_SECONDS
+    error_rate_5xx: float = ERROR_RATE_5XX
+    throttle_rate: float = THROTTLE_RATE
+    lost_write_rate: float = LOST_WRITE_RATE
+
+    def spec(self) -> FaultSpec:
+        return FaultSpec(
+            latency_seconds=self.latency_seconds,
+            error_rate_5xx=self.error_rate_5xx,
+            throttle_rate=self.throttle_rate,
+        )
+
+    def clean_spec(self) -> FaultSpec:
+        return dataclasses.replace(self.spec(), reset_rate=self.lost_write_rate)
+
+    def describe(self) -> str:
+        return (
+            f"{self.latency_seconds * 1000:.0f} ms per call, {self.error_rate_5xx:.0%} 5xx, "
+            f"{self.throttle_rate:.0%} 429 Throttling.User regardless of rate, {self.lost_write_rate:.0%} of "
+            "Clean writes applied and their answers lost"
+        )
+
+
+BAD_DAY = Faults()
+# Issue 19: twice the bad day's faults (the latency unchanged).
+DOUBLE = Faults(error_rate_5xx=0.30, throttle_rate=0.20, lost_write_rate=0.20)
+FAULTS = BAD_DAY.spec()
+CLEAN_FAULTS = BAD_DAY.clean_spec()
 
 
 # --- one Function Compute attempt ------------------------------------------------------------
@@ -73,6 +109,8 @@ class Attempt:
     result: dict[str, Any] | None  # the handler's whole result (a RetryableInvocationError's too)
     leaver_remaining: int
     revoked_so_far: int
+    calls_so_far: int = 0  # every call the fake counted since the scenario started (throttled too)
+    calls: int = 0  # ... during this attempt
 
 
 def run_attempt(
@@ -127,6 +165,7 @@ def run_attempt(
         result=answer.result,
         leaver_remaining=len(stats.leaver_remaining or []),
         revoked_so_far=len(stats.revocations),
+        calls_so_far=stats.calls_total,
     )
 
 
@@ -260,10 +299,15 @@ def run_scenario(
     *,
     quota_cpu: bool = True,
     log_dir: Path | None = None,
+    faults: Faults = BAD_DAY,
+    max_attempts: int | None = None,
+    sample: int | None = None,
 ) -> Outcome:
+    """``max_attempts``: the retry limit instead of the scenario's; ``sample``: exactly this many
+    attempts, whatever their outcome."""
     function = fcsim.function_spec(TEMPLATE, scenario.resource, timeout=scenario.timeout)
     out = Outcome(scenario, function)
-    fake.reset(FAULTS, clean_faults=CLEAN_FAULTS, seed=seed)
+    fake.reset(faults.spec(), clean_faults=faults.clean_spec(), seed=seed)
     meta = fake.meta
     summary = scenario.resource == "kcguard-summary"
     if summary:
@@ -272,16 +316,17 @@ def run_scenario(
         event = fcsim.deletion_event(LEAVER, 1, meta.account_id)
     allowed = set(meta.deleted_pairs if summary else meta.leaver_pairs)
     out.leaver_pairs = len(meta.leaver_pairs)
-    limit = scenario.max_attempts or 1 + function.retries
+    limit = sample or max_attempts or scenario.max_attempts or 1 + function.retries
     with fcsim.CpuQuota(function.cpu if quota_cpu else None) as quota, receiver() as (url, reports):
         out.quota_note = quota.note
         extra = {**({"KCGUARD_WEBHOOK_URL": url} if summary else {}), **scenario.env}
         for number in range(1, limit + 1):
             attempt = run_attempt(python, function, fake, event, number, quota, extra, log_dir)
+            attempt.calls = attempt.calls_so_far - (out.attempts[-1].calls_so_far if out.attempts else 0)
             out.attempts.append(attempt)
             if not summary and attempt.leaver_remaining == 0 and out.done_at_attempt is None:
                 out.done_at_attempt = number
-            if not attempt.retryable:
+            if not attempt.retryable and sample is None:
                 break
         out.report_received = bool(reports)
         stats = fake.stats(world_state=True)
@@ -367,13 +412,23 @@ def targets(outcomes: dict[str, Outcome]) -> list[Target]:
                 not late,
             )
         )
-        if name == "event-medium":
+        if name in ("event-medium", "event-medium-t60"):
             ok = o.done_at_attempt is not None and o.done_at_attempt <= 3
             rows.append(
                 Target(
-                    "medium: leaver fully revoked within 3 attempts",
+                    f"{name}: leaver fully revoked within 3 attempts",
                     f"complete at attempt {o.done_at_attempt} ({o.leaver_pairs} pairs)",
                     ok,
+                )
+            )
+        scanned = scanned_per_attempt(o)
+        if name == "event-medium-t10" and len(scanned) >= 3:
+            median = statistics.median(scanned)
+            rows.append(
+                Target(
+                    f"{name}: the slowest attempt scans at least half the median's clusters",
+                    f"scanned {', '.join(map(str, scanned))}: slowest {min(scanned)}, median {median:g}",
+                    min(scanned) >= median / 2,
                 )
             )
     bad = [f"{n}: {v}" for n, o in outcomes.items() for v in o.violations]
@@ -387,6 +442,15 @@ def targets(outcomes: dict[str, Outcome]) -> list[Target]:
     return rows
 
 
+def scanned_per_attempt(o: Outcome) -> list[int]:
+    """The clusters each attempt scanned (the event's result), in order."""
+    return [
+        int(a.result.get("clusters_scanned") or 0)
+        for a in o.attempts
+        if isinstance(a.result, dict) and not a.killed
+    ]
+
+
 @dataclass
 class Header:
     faults: str
@@ -398,9 +462,9 @@ def render(outcomes: dict[str, Outcome], header: Header) -> str:
     lines = [f"chaos: {header.faults}", f"seed {header.seed}; {header.machine}"]
     lines.append("")
     lines.append(
-        "| scenario | vCPU | timeout | attempt | wall s | outcome | leaver left | revocations so far |"
+        "| scenario | vCPU | timeout | attempt | wall s | calls | calls/s | outcome | leaver left | revocations so far |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for name, o in outcomes.items():
         for a in o.attempts:
             res = a.result if isinstance(a.result, dict) else {}
@@ -410,7 +474,8 @@ def render(outcomes: dict[str, Outcome], header: Header) -> str:
             scanned = f", scanned {res.get('clusters_scanned')}/{res.get('clusters_total')}" if res else ""
             vcpu = f"{o.function.cpu}{'' if not o.quota_note else ' (NOT enforced)'}"
             lines.append(
-                f"| {name} | {vcpu} | {o.function.timeout} | {a.number} | {a.wall:.1f} | {outcome}{scanned} | "
+                f"| {name} | {vcpu} | {o.function.timeout} | {a.number} | {a.wall:.1f} | {a.calls} | "
+                f"{a.calls / a.wall if a.wall else 0:.0f} | {outcome}{scanned} | "
                 f"{a.leaver_remaining}/{o.leaver_pairs} | {a.revoked_so_far} |"
             )
     lines.append("")
@@ -469,19 +534,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tiny", action="store_true", help="the smoke test's tiny world (event-tiny, summary-tiny)"
     )
+    parser.add_argument(
+        "--double",
+        action="store_true",
+        help="twice the bad day's faults: 30%% 5xx, 20%% rate-independent 429s, 20%% of Clean answers lost",
+    )
+    parser.add_argument("--error-rate-5xx", type=float, help="share of calls answered 5xx (default 0.15)")
+    parser.add_argument("--throttle-rate", type=float, help="share answered 429 whatever the rate (0.10)")
+    parser.add_argument("--lost-write-rate", type=float, help="share of Clean answers lost (0.10)")
+    parser.add_argument("--latency-ms", type=float, help="latency per call (default 20)")
+    parser.add_argument("--max-attempts", type=int, help="retry limit of every scenario (attempts in all)")
+    parser.add_argument(
+        "--attempts", type=int, help="run exactly this many attempts of each scenario, whatever their outcome"
+    )
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--logs", type=Path, help="keep each attempt's log lines (stderr) in this directory")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     chosen: list[str] = args.scenario or (["event-tiny", "summary-tiny"] if args.tiny else DEFAULT_SCENARIOS)
     recipes = worlds(args.seed, args.tiny)
-    header = Header(
-        faults=f"{LATENCY_SECONDS * 1000:.0f} ms per call, {ERROR_RATE_5XX:.0%} 5xx, "
-        f"{THROTTLE_RATE:.0%} 429 Throttling.User regardless of rate, {LOST_WRITE_RATE:.0%} of Clean writes "
-        "applied and their answers lost",
-        seed=args.seed,
-        machine=machine(),
+    faults = DOUBLE if args.double else BAD_DAY
+    faults = dataclasses.replace(
+        faults,
+        **{
+            k: v
+            for k, v in {
+                "error_rate_5xx": args.error_rate_5xx,
+                "throttle_rate": args.throttle_rate,
+                "lost_write_rate": args.lost_write_rate,
+                "latency_seconds": None if args.latency_ms is None else args.latency_ms / 1000,
+            }.items()
+            if v is not None
+        },
     )
+    header = Header(faults=faults.describe(), seed=args.seed, machine=machine())
     log_dir: Path | None = args.logs
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -494,7 +580,14 @@ def main(argv: list[str] | None = None) -> int:
                 fake = fakeproc.FakeProcess(args.python, recipes[scenario.world], children.clean_env())
                 fakes[scenario.world] = stack.enter_context(fake)
             outcomes[name] = run_scenario(
-                args.python, fakes[scenario.world], scenario, args.seed, log_dir=log_dir
+                args.python,
+                fakes[scenario.world],
+                scenario,
+                args.seed,
+                log_dir=log_dir,
+                faults=faults,
+                max_attempts=args.max_attempts,
+                sample=args.attempts,
             )
             print(
                 f"[{time.strftime('%H:%M:%S')}] {name}: "

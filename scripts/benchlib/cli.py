@@ -1,6 +1,8 @@
 """``scripts/bench``: parse the options, run the workloads world by world, print and write the figures.
 
-``scripts/bench chaos ...`` runs the chaos mode (``benchlib.chaos``). ``--source REV`` exports that
+``scripts/bench chaos ...`` runs the chaos mode (``benchlib.chaos``), ``scripts/bench clients ...`` the
+HTTP clients' comparison (``benchlib.clients``), ``scripts/bench organization ...`` organization mode at
+scale (``benchlib.organization``). ``--source REV`` exports that
 revision's tree and runs its own bench from there, so the package, the fake, the workers and the
 instances all come from one commit while others edit the working tree.
 """
@@ -20,10 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import fcsim
+from . import fcsim, fleet
 from .children import ROOT, Children, clean_env
 from .deployed import burst_workload, cold_workload, fc_workload
 from .fakeproc import FakeProcess, WorldRecipe
+from .fleet import fleet_workload
 from .options import VARIANT_NAMES, WORKLOADS, BenchOptions
 from .report import evaluate, render
 from .results import BenchResults, Machine, SourceState
@@ -39,6 +42,7 @@ WORLD_OF = {
     "rate-limited": "medium",
     "large": "large",
     "burst": "burst",
+    "fleet": "fleet",
 }
 
 
@@ -53,6 +57,14 @@ def world_recipes(seed: int, quick: bool) -> dict[str, WorldRecipe]:
         ),
         "large": WorldRecipe(seed, one, 100 if quick else 1000, 100),
         "burst": WorldRecipe(seed, one, 20 if quick else 60, 60 if quick else 120, burst_users=50),
+        "fleet": WorldRecipe(
+            seed,
+            fleet.REGIONS,
+            fleet.QUICK[0] if quick else fleet.CLUSTERS_PER_REGION,
+            fleet.KUBECONFIGS_PER_CLUSTER,
+            DELETED_USER,
+            deleted_user_clusters=fleet.QUICK[1] if quick else fleet.LEAVER_CLUSTERS,
+        ),
     }
 
 
@@ -264,6 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         from . import chaos
 
         return chaos.main(argv[1:])
+    if argv[:1] == ["clients"]:  # `scripts/bench clients`: the HTTP clients compared (issue 19)
+        from . import clients
+
+        return clients.main(argv[1:])
+    if argv[:1] == ["organization"]:  # `scripts/bench organization`: organization mode at scale (issue 17)
+        from . import organization
+
+        return organization.main(argv[1:])
     opts, children, function, args = options(argv)
     if args.source:
         return run_exported(args.source, argv)
@@ -346,7 +366,7 @@ def run_worlds(
 ) -> None:
     recipes = world_recipes(opts.seed, opts.quick)
     w = results.workloads
-    for world_name in ("small", "medium", "large", "burst"):
+    for world_name in ("small", "medium", "large", "burst", "fleet"):
         todo = [name for name in opts.workloads if WORLD_OF[name] == world_name]
         if not todo:
             continue
@@ -369,5 +389,7 @@ def run_worlds(
                     w.fc = fc_workload(opts, children, server, log, function)
                 elif name == "burst":
                     w.burst = burst_workload(opts, children, server, log, function)
+                elif name == "fleet":
+                    w.fleet = fleet_workload(opts, children, server, log, function)
                 else:
                     w.cold = cold_workload(opts, children, server, log, function)

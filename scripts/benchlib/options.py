@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKLOADS = ("small", "medium", "fc", "large", "rate-limited", "burst", "cold")
+WORKLOADS = ("small", "medium", "fc", "large", "rate-limited", "burst", "cold", "fleet")
 VARIANT_NAMES = ("kcguard", "kcguard-c1", "sdk")
 
 

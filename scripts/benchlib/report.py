@@ -162,6 +162,49 @@ def render_cold(w: Workloads) -> list[str]:
     ]
 
 
+def render_fleet(w: Workloads) -> list[str]:
+    f = w.fleet
+    if not f:
+        return []
+    rows = []
+    for r in f.rows:
+        k = r.kcguard
+        kept = r.kept_mb_per_100k(f.kubeconfigs_listed)
+        rows.append(
+            [
+                r.label,
+                f"{k.cold_total:.2f}",
+                f"{k.start_to_main:.2f} + {k.import_seconds:.2f} + {k.handler:.2f}",
+                f"{k.handler / f.latency_path:.2f}x",
+                fmt_calls(k.calls),
+                f"{k.handler_cpu:.2f}",
+                f"{k.cpu_ms_per_call:.2f}",
+                f"{k.peak_rss_mb:.0f}",
+                "-" if kept is None else f"{kept:.1f}",
+            ]
+        )
+    header = ["vCPU", "cold s", "start + import + handler s", "handler x bound", "calls D/L/C", "CPU s"]
+    out = [
+        "",
+        f"The users' scale, deployed: one deletion over {f.running_clusters} running clusters "
+        f"({f.kubeconfigs_listed} kubeconfigs, the leaver on {f.deleted_user_clusters}) on a cold instance; "
+        f"bound {f.latency_path:.2f} s (calls x latency / concurrency, calls / max_rps, rounds x latency)",
+        table(rows, [*header, "CPU ms/call", "peak RSS MB", "kept MB/100k"]),
+    ]
+    for r in f.rows:
+        runs = ", ".join(f"{x.cold_total:.2f} s / {x.peak_rss_mb:.0f} MB" for x in r.runs)
+        k = r.kcguard
+        out.append(
+            f"  {r.label}: runs {runs}; outcome {k.outcome} {k.counts}"
+            + (f"; {k.error[:200]}" if k.error else "")
+        )
+    out.append(
+        "kept MB/100k: resident memory after the event minus after the import, per 100,000 kubeconfigs listed "
+        "(the warm listings plus the runtime's fixed part: an upper bound of their growth)."
+    )
+    return out
+
+
 def _two_cores_row(name: str, run: Run) -> list[str]:
     bound = run.bound
     if bound is not None:
@@ -231,7 +274,7 @@ def render(results: BenchResults) -> str:
             )
             out.append("    served per second:    " + by_second(tl.served))
             out.append("    throttled per second: " + by_second(tl.throttled))
-    out += render_fc(w) + render_burst(w) + render_cold(w)
+    out += render_fc(w) + render_burst(w) + render_cold(w) + render_fleet(w)
     out.append("")
     out.append("Targets:")
     for t in results.targets:
@@ -317,6 +360,32 @@ def evaluate(results: BenchResults) -> list[Target]:
                 f"cold start ({start.label}): start -> import handler -> first small event <= 350 ms",
                 start.total <= 0.35 and "NOT" not in start.label,
                 f"{1000 * start.total:.0f} ms (CPU {1000 * start.cpu_to_first_result:.0f} ms)",
+            )
+        )
+    fl = w.fleet
+    for fr in fl.rows if fl else []:
+        assert fl is not None
+        fk, kept = fr.kcguard, fr.kept_mb_per_100k(fl.kubeconfigs_listed)
+        where = f"fleet ({fr.label}): {fl.running_clusters} clusters"
+        targets.append(
+            Target(
+                f"{where}: peak RSS <= 128 MB",
+                fk.peak_rss_mb <= 128 and fk.outcome == "ok",
+                f"{fk.peak_rss_mb:.0f} MB ({fk.outcome})",
+            )
+        )
+        targets.append(
+            Target(
+                f"{where}: kept <= 40 MB per 100,000 kubeconfigs listed",
+                kept is not None and kept <= 40,
+                "-" if kept is None else f"{kept:.1f} MB",
+            )
+        )
+        targets.append(
+            Target(
+                f"{where}: handler within 1.3x of its bound",
+                fk.handler <= 1.3 * fl.latency_path and (fr.quota_enforced or fr.cpu is None),
+                f"{fk.handler / fl.latency_path:.2f}x ({fk.handler:.2f} s vs {fl.latency_path:.2f} s)",
             )
         )
     b = w.burst

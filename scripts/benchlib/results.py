@@ -320,6 +320,66 @@ class ColdWorkload:
     importtime_sdk_ms: list[tuple[str, float]]
 
 
+@dataclass(frozen=True)
+class FleetRun:
+    """The users' scale (issue 19): one deletion on a cold instance over the whole fleet."""
+
+    cold_total: float  # process start -> result
+    start_to_main: float
+    import_seconds: float
+    handler: float
+    handler_cpu: float
+    process_cpu: float
+    calls: CallCounts
+    outcome: str
+    counts: dict[str, int] | None
+    error: str | None
+    peak_rss_mb: float
+    rss_at_import_mb: float | None
+    rss_after_mb: float | None  # resident after the event: the warm listings and the runtime
+
+    @property
+    def calls_total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.handler_cpu / max(1, self.calls_total)
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    cpu: float | None
+    label: str
+    quota_enforced: bool
+    kcguard: FleetRun  # the median of runs by cold_total
+    runs: list[FleetRun]
+
+    def kept_mb_per_100k(self, kubeconfigs: int) -> float | None:
+        """What the instance keeps after the event (resident after it minus resident after the
+        import: the warm listings, plus the runtime's fixed part) per 100,000 kubeconfigs listed:
+        an upper bound of how the warm listings grow with the fleet (median of the runs)."""
+        kept = [
+            r.rss_after_mb - r.rss_at_import_mb
+            for r in self.runs
+            if r.rss_after_mb is not None and r.rss_at_import_mb is not None
+        ]
+        if not kept or not kubeconfigs:
+            return None
+        return sorted(kept)[(len(kept) - 1) // 2] * 100_000 / kubeconfigs
+
+
+@dataclass(frozen=True)
+class FleetWorkload:
+    world: WorldRecipe
+    clusters: int
+    running_clusters: int
+    kubeconfigs_listed: int  # kubeconfigs on the running clusters (every one is listed)
+    deleted_user_clusters: int
+    latency_path: float  # max(calls x latency / max_concurrency, calls / max_rps, depth x latency)
+    rows: list[FleetRow]
+
+
 # --- the run ----------------------------------------------------------------------------------------
 
 
@@ -339,6 +399,7 @@ class Workloads:
     fc: FcWorkload | None = None
     burst: BurstWorkload | None = None
     cold: ColdWorkload | None = None
+    fleet: FleetWorkload | None = None
 
     def scan(self, name: str) -> ScanWorkload | None:
         found: ScanWorkload | None = {"small": self.small, "medium": self.medium, "large": self.large}.get(
