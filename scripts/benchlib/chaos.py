@@ -30,7 +30,7 @@ webhook (``KCGUARD_WEBHOOK_URL``): its ``skipped_clusters`` is checked against t
 
 Invariants checked on every scenario (from the fake's revocation records and recycle bins):
 nothing outside the allowed set (event: the leaver's kubeconfigs; summary: revokable kubeconfigs
-of Deleted accounts) is revoked, no (cluster, uid) is revoked twice, and the summary accounts for
+whose account state calls for a revocation, Deleted or InActive: ``state_rule``) is revoked, no (cluster, uid) is revoked twice, and the summary accounts for
 every cluster (scanned, or listed in ``skipped_clusters``).
 """
 

@@ -35,6 +35,8 @@ from pydantic import TypeAdapter
 
 from kubeconfig_guard.api import CLEAN_CLUSTER_USER_PERMISSIONS
 from kubeconfig_guard.fake.faults import FaultDecision, FaultSpec
+from kubeconfig_guard.models import AccountState
+from kubeconfig_guard.state_rule import revocation_kind
 
 if TYPE_CHECKING:
     from kubeconfig_guard.fake import FakeAck, World
@@ -80,7 +82,9 @@ class WorldMeta:
     burst_pairs_by_user: dict[str, int]
     # The deleted user's RAM-user kubeconfigs on running clusters (what its deletion may revoke).
     leaver_pairs: list[Pair]
-    # Revokable kubeconfigs of Deleted accounts on running clusters (what the summary may revoke).
+    # Revokable kubeconfigs on running clusters whose account state calls for a revocation
+    # (state_rule: Deleted, and InActive since KCGUARD_REMEDIATE_LOCKED is on by default): what the
+    # summary may revoke.
     deleted_pairs: list[Pair]
     # For the SDK worker, which must not import kubeconfig_guard (its RSS would include it).
     not_running: list[str]
@@ -291,7 +295,9 @@ def build_world(recipe: WorldRecipe) -> tuple[World, WorldMeta]:
                 (c.cluster_id, k.account_id)
                 for c in live
                 for k in c.kubeconfigs
-                if k.account_state == "Deleted" and k.revokable and k.account_type != "RootAccount"
+                if revocation_kind(AccountState(k.account_state)) is not None
+                and k.revokable
+                and k.account_type != "RootAccount"
             }
         ),
         not_running=sorted(CLUSTER_STATES_WITHOUT_API_SERVER),
