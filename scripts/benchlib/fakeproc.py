@@ -28,10 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
+from typing_extensions import Self
 
 from kubeconfig_guard.api import CLEAN_CLUSTER_USER_PERMISSIONS
 from kubeconfig_guard.fake.faults import FaultDecision, FaultSpec
@@ -386,29 +387,31 @@ class FakeProcessError(RuntimeError):
     pass
 
 
-@dataclass
-class FakeProcess:
-    """``python -m benchlib.fakeproc`` in its own process; ``reset`` and ``stats``."""
+class ChildProcess:
+    """A bench server in its own process (``python -m <module> '<recipe JSON>'``): its first line is
+    ``{"url", "meta"}``, then one JSON command per line on standard input, one JSON answer per line.
 
-    python: str
-    recipe: WorldRecipe
-    env: dict[str, str]
-    url: str = field(init=False)
-    meta: WorldMeta = field(init=False)
+    ``FakeProcess`` (one account) and ``orgfake.OrgFakeProcess`` (an organization) are this with their
+    recipe, their ``meta`` and their commands."""
 
-    def __post_init__(self) -> None:
+    module = ""  # ``benchlib.fakeproc``...
+    what = "the fake process"  # in the error when it exits
+    quit_seconds = 10.0
+    error: type[RuntimeError] = FakeProcessError
+
+    def __init__(self, python: str, recipe: Any, env: dict[str, str]) -> None:
+        self.python, self.recipe, self.env = python, recipe, env
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [self.python, "-m", "benchlib.fakeproc", json.dumps(dataclasses.asdict(self.recipe))],
+            [python, "-m", self.module, json.dumps(dataclasses.asdict(recipe))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
             bufsize=1,
-            env=self.env,
+            env=env,
         )
-        started = _STARTED.validate_json(self._line())
-        self.url, self.meta = started.url, started.meta
+        self.started_line = self._line()
 
     def _line(self) -> str:
         assert self.proc.stdout is not None
@@ -416,7 +419,7 @@ class FakeProcess:
         if not line:
             self._stderr.seek(0)
             tail = self._stderr.read().decode(errors="replace")[-3000:]
-            raise FakeProcessError("the fake ACK process exited:\n" + tail)
+            raise self.error(f"{self.what} exited:\n" + tail)
         return line
 
     def _command(self, **cmd: Any) -> str:
@@ -424,6 +427,35 @@ class FakeProcess:
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
         return self._line()
+
+    def close(self) -> None:
+        with contextlib.suppress(self.error, OSError, ValueError):
+            self._command(cmd="quit")
+        try:
+            self.proc.wait(self.quit_seconds)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FakeProcess(ChildProcess):
+    """``python -m benchlib.fakeproc`` in its own process; ``reset`` and ``stats``."""
+
+    module = "benchlib.fakeproc"
+    what = "the fake ACK process"
+
+    def __init__(self, python: str, recipe: WorldRecipe, env: dict[str, str]) -> None:
+        super().__init__(python, recipe, env)
+        started = _STARTED.validate_json(self.started_line)
+        self.url: str = started.url
+        self.meta: WorldMeta = started.meta
 
     def reset(
         self,
@@ -458,22 +490,6 @@ class FakeProcess:
 
     def stats(self, *, world_state: bool = False) -> ServerStats:
         return _STATS.validate_json(self._command(cmd="stats", world_state=world_state))
-
-    def close(self) -> None:
-        with contextlib.suppress(FakeProcessError, OSError, ValueError):
-            self._command(cmd="quit")
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> FakeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 if __name__ == "__main__":

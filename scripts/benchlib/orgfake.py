@@ -25,16 +25,13 @@ The parent side is ``OrgFakeProcess``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import resource
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -42,7 +39,7 @@ from pydantic import TypeAdapter
 from kubeconfig_guard.api import ASSUME_ROLE, CLEAN_CLUSTER_USER_PERMISSIONS, LIST_ACCOUNTS
 from kubeconfig_guard.fake.faults import FaultDecision
 
-from .fakeproc import Timeline, _TimelineRecorder
+from .fakeproc import ChildProcess, Timeline, _TimelineRecorder
 
 if TYPE_CHECKING:
     from kubeconfig_guard.fake import FakeAck, FakeCloud, World
@@ -351,44 +348,19 @@ class OrgFakeError(RuntimeError):
     pass
 
 
-@dataclass
-class OrgFakeProcess:
+class OrgFakeProcess(ChildProcess):
     """``python -m benchlib.orgfake`` in its own process; ``reset`` and ``stats``."""
 
-    python: str
-    recipe: OrgRecipe
-    env: dict[str, str]
-    url: str = field(init=False)
-    meta: OrgMeta = field(init=False)
+    module = "benchlib.orgfake"
+    what = "the fake organization process"
+    quit_seconds = 20.0
+    error = OrgFakeError
 
-    def __post_init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [self.python, "-m", "benchlib.orgfake", json.dumps(dataclasses.asdict(self.recipe))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-            env=self.env,
-        )
-        started = _STARTED.validate_json(self._line())
-        self.url, self.meta = started.url, started.meta
-
-    def _line(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self._stderr.seek(0)
-            tail = self._stderr.read().decode(errors="replace")[-3000:]
-            raise OrgFakeError("the fake organization process exited:\n" + tail)
-        return line
-
-    def _command(self, **cmd: Any) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self._line()
+    def __init__(self, python: str, recipe: OrgRecipe, env: dict[str, str]) -> None:
+        super().__init__(python, recipe, env)
+        started = _STARTED.validate_json(self.started_line)
+        self.url: str = started.url
+        self.meta: OrgMeta = started.meta
 
     def reset(
         self,
@@ -409,22 +381,6 @@ class OrgFakeProcess:
 
     def stats(self) -> OrgStats:
         return _STATS.validate_json(self._command(cmd="stats"))
-
-    def close(self) -> None:
-        with contextlib.suppress(OrgFakeError, OSError, ValueError):
-            self._command(cmd="quit")
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> OrgFakeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 if __name__ == "__main__":
