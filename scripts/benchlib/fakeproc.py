@@ -40,7 +40,9 @@ from kubeconfig_guard.models import AccountState
 from kubeconfig_guard.state_rule import revocation_kind
 
 if TYPE_CHECKING:
-    from kubeconfig_guard.fake import FakeAck, World
+    from collections.abc import Callable
+
+    from kubeconfig_guard.fake import FakeAck, FakeAckServer, World
 
 Pair = tuple[str, str]  # (cluster id, uid)
 
@@ -341,11 +343,41 @@ def serve(recipe: WorldRecipe) -> None:
     backend = FakeAck(world, fault_seed=recipe.seed)
     timeline = _TimelineRecorder()
     backend.faults.observers.append(timeline)
-    server = FakeAckServer(backend).start()
-    sys.stdout.write(json.dumps({"url": server.url, "meta": dataclasses.asdict(meta)}) + "\n")
+    faults = TypeAdapter(FaultSpec | None)
+
+    def reset(cmd: dict[str, Any]) -> None:
+        if cmd.get("world", True):
+            backend.from_world(world)
+        backend.faults.clear()
+        if cmd.get("seed") is not None:
+            backend.faults.reseed(int(cmd["seed"]))
+        every = faults.validate_python(cmd.get("faults"))
+        clean = faults.validate_python(cmd.get("clean_faults"))
+        if every is not None:
+            backend.faults.set(None, every)
+        if clean is not None:
+            backend.faults.set(CLEAN_CLUSTER_USER_PERMISSIONS.name, clean)
+        backend.reset_counters()
+        timeline.reset()
+
+    def stats(cmd: dict[str, Any], cpu_mark: float) -> object:
+        return _stats(backend, timeline, cpu_mark, meta, bool(cmd.get("world_state")))
+
+    serve_commands(FakeAckServer(backend).start(), meta, reset, stats)
+
+
+def serve_commands(
+    server: FakeAckServer,
+    meta: object,
+    reset: Callable[[dict[str, Any]], None],
+    stats: Callable[[dict[str, Any], float], object],
+) -> None:
+    """The child's side of ``ChildProcess``: the line ``{"url", "meta"}``, then one JSON command per line
+    (``reset``, ``stats`` with the server's CPU since the last reset, ``quit``) until ``quit`` or the end
+    of input; the server is stopped at the end."""
+    sys.stdout.write(json.dumps({"url": server.url, "meta": dataclasses.asdict(meta)}) + "\n")  # type: ignore[call-overload]
     sys.stdout.flush()
     cpu_mark = _cpu()
-    faults = TypeAdapter(FaultSpec | None)
     try:
         for line in sys.stdin:
             if not line.strip():
@@ -355,23 +387,10 @@ def serve(recipe: WorldRecipe) -> None:
             if cmd["cmd"] == "quit":
                 break
             if cmd["cmd"] == "reset":
-                if cmd.get("world", True):
-                    backend.from_world(world)
-                backend.faults.clear()
-                if cmd.get("seed") is not None:
-                    backend.faults.reseed(int(cmd["seed"]))
-                every = faults.validate_python(cmd.get("faults"))
-                clean = faults.validate_python(cmd.get("clean_faults"))
-                if every is not None:
-                    backend.faults.set(None, every)
-                if clean is not None:
-                    backend.faults.set(CLEAN_CLUSTER_USER_PERMISSIONS.name, clean)
-                backend.reset_counters()
-                timeline.reset()
+                reset(cmd)
                 cpu_mark = _cpu()
             elif cmd["cmd"] == "stats":
-                stats = _stats(backend, timeline, cpu_mark, meta, bool(cmd.get("world_state")))
-                answer = dataclasses.asdict(stats)
+                answer = dataclasses.asdict(stats(cmd, cpu_mark))  # type: ignore[call-overload]
             else:
                 answer = {"error": f"unknown command {cmd['cmd']!r}"}
             sys.stdout.write(json.dumps(answer) + "\n")

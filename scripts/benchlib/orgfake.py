@@ -26,7 +26,6 @@ The parent side is ``OrgFakeProcess``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import resource
 import sys
 import threading
@@ -39,7 +38,7 @@ from pydantic import TypeAdapter
 from kubeconfig_guard.api import ASSUME_ROLE, CLEAN_CLUSTER_USER_PERMISSIONS, LIST_ACCOUNTS
 from kubeconfig_guard.fake.faults import FaultDecision
 
-from .fakeproc import ChildProcess, Timeline, _TimelineRecorder
+from .fakeproc import ChildProcess, Timeline, _cpu, _TimelineRecorder, serve_commands
 
 if TYPE_CHECKING:
     from kubeconfig_guard.fake import FakeAck, FakeCloud, World
@@ -155,11 +154,6 @@ _STATS = TypeAdapter(OrgStats)
 # --- the child: organization, server, command loop ----------------------------------------------
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def build_organization(recipe: OrgRecipe) -> tuple[World, OrgMeta]:
     from kubeconfig_guard.credentials import from_environment_or_demo
     from kubeconfig_guard.fake import generate_organization
@@ -272,50 +266,35 @@ def serve(recipe: OrgRecipe) -> None:
     for account_id, backend in cloud.accounts.items():
         backend.faults.observers += [timeline, _Throttled(account_id, throttled)]
         backend.hooks.append(snapshots.before_write)
-    server = FakeAckServer(cloud).start()
     meta = dataclasses.replace(meta, fake_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    sys.stdout.write(json.dumps({"url": server.url, "meta": dataclasses.asdict(meta)}) + "\n")
-    sys.stdout.flush()
-    cpu_mark = _cpu()
-    try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            cmd = json.loads(line)
-            answer: dict[str, Any] = {"ok": True}
-            if cmd["cmd"] == "quit":
-                break
-            if cmd["cmd"] == "reset":
-                if cmd.get("restore", True):
-                    snapshots.restore()
-                latency = float(cmd.get("latency_ms") or 0.0) / 1000.0
-                rate = cmd.get("rate_limit_rps")
-                burst = cmd.get("rate_burst")
-                ack = FaultSpec(
-                    latency_seconds=latency,
-                    rate_limit_rps=float(rate) if rate is not None else None,
-                    burst=float(burst) if burst is not None else None,
-                    rate_limit_scope="all",
-                )
-                for backend in cloud.accounts.values():
-                    backend.faults.clear()
-                    backend.faults.set(None, ack)
-                for service in (cloud.sts, cloud.resource_manager):
-                    service.faults.clear()
-                    if latency:
-                        service.faults.set(None, FaultSpec(latency_seconds=latency))
-                cloud.reset_counters()
-                throttled.clear()
-                timeline.reset()
-                cpu_mark = _cpu()
-            elif cmd["cmd"] == "stats":
-                answer = dataclasses.asdict(_stats(cloud, timeline, throttled, cpu_mark))
-            else:
-                answer = {"error": f"unknown command {cmd['cmd']!r}"}
-            sys.stdout.write(json.dumps(answer) + "\n")
-            sys.stdout.flush()
-    finally:
-        server.stop()
+
+    def reset(cmd: dict[str, Any]) -> None:
+        if cmd.get("restore", True):
+            snapshots.restore()
+        latency = float(cmd.get("latency_ms") or 0.0) / 1000.0
+        rate = cmd.get("rate_limit_rps")
+        burst = cmd.get("rate_burst")
+        ack = FaultSpec(
+            latency_seconds=latency,
+            rate_limit_rps=float(rate) if rate is not None else None,
+            burst=float(burst) if burst is not None else None,
+            rate_limit_scope="all",
+        )
+        for backend in cloud.accounts.values():
+            backend.faults.clear()
+            backend.faults.set(None, ack)
+        for service in (cloud.sts, cloud.resource_manager):
+            service.faults.clear()
+            if latency:
+                service.faults.set(None, FaultSpec(latency_seconds=latency))
+        cloud.reset_counters()
+        throttled.clear()
+        timeline.reset()
+
+    def stats(cmd: dict[str, Any], cpu_mark: float) -> object:
+        return _stats(cloud, timeline, throttled, cpu_mark)
+
+    serve_commands(FakeAckServer(cloud).start(), meta, reset, stats)
 
 
 class _Snapshots:
