@@ -61,10 +61,10 @@ def test_fifty_deletions_cost_at_most_two_scans(make_harness: Any) -> None:
     # One scan, then re-reads of the leavers' clusters shared by the events that arrived after it
     # started (issue 16.5: decisions only on states read after each invocation started): 1.4-1.5x on an
     # idle machine; how many rounds of re-reads the fifty threads need depends on how far apart a
-    # loaded process starts them (up to 2.2x seen in CI), so the measure is the benchmark's
-    # (`scripts/bench --only burst`, BENCHMARKS.md). Without sharing each event would re-read its own
-    # 4 clusters: 1 + 50 x 4 x 2 / 25 = 17x. This guards the sharing, not the figure.
-    assert burst <= 2.5 * one_scan, (burst, one_scan)
+    # loaded process starts them (up to 2.7x seen in CI, on Python 3.10), so the measure is the
+    # benchmark's (`scripts/bench --only burst`, BENCHMARKS.md). Without sharing each event would
+    # re-read its own 4 clusters: 1 + 50 x 4 x 2 / 25 = 17x. This guards the sharing, not the figure.
+    assert burst <= 5 * one_scan, (burst, one_scan)
 
 
 def test_listing_taken_before_the_event_is_refreshed_before_deciding(inproc_harness: Any) -> None:
