@@ -45,14 +45,16 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from benchlib import children, fakeproc, fcsim
 from kubeconfig_guard.fake.faults import FaultSpec
+
+R = TypeVar("R")
 
 TEMPLATE = children.ROOT / "template.yml"
 LEAVER = "departed.dev"
@@ -191,15 +193,16 @@ class Report:
 
 
 @contextlib.contextmanager
-def receiver() -> Iterator[tuple[str, list[Report]]]:
-    """A loopback webhook: its URL, and the reports POSTed to it."""
-    reports: list[Report] = []
+def receiver(read: Callable[[Any], R | None]) -> Iterator[tuple[str, list[R]]]:
+    """A loopback webhook (the generic channel posts the whole JSON report): its URL, and the reports
+    POSTed to it as ``read`` takes them (None: not a report)."""
+    reports: list[R] = []
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with contextlib.suppress(ValueError):
-                report = Report.from_json(json.loads(body))
+                report = read(json.loads(body))
                 if report is not None:
                     reports.append(report)
             self.send_response(200)
@@ -317,7 +320,10 @@ def run_scenario(
     allowed = set(meta.deleted_pairs if summary else meta.leaver_pairs)
     out.leaver_pairs = len(meta.leaver_pairs)
     limit = sample or max_attempts or scenario.max_attempts or 1 + function.retries
-    with fcsim.CpuQuota(function.cpu if quota_cpu else None) as quota, receiver() as (url, reports):
+    with (
+        fcsim.CpuQuota(function.cpu if quota_cpu else None) as quota,
+        receiver(Report.from_json) as (url, reports),
+    ):
         out.quota_note = quota.note
         extra = {**({"KCGUARD_WEBHOOK_URL": url} if summary else {}), **scenario.env}
         for number in range(1, limit + 1):

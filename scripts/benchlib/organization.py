@@ -39,7 +39,6 @@ Benchmarks, not tests: targets are reported met or MISSED; ``tests/test_bench_or
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -47,15 +46,14 @@ import platform
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from . import fcsim
+from .chaos import receiver
 from .children import ROOT, Children
 from .orgfake import ORG_REGIONS, OrgFakeProcess, OrgMeta, OrgRecipe, OrgStats
 
@@ -220,35 +218,9 @@ class OrganizationResults:
 # --- the report receiver --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback webhook (the generic channel posts the whole JSON report): its URL, the reports."""
-    reports: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with contextlib.suppress(ValueError):
-                doc = json.loads(body)
-                if isinstance(doc, dict) and "accounts" in doc:
-                    reports.append(doc)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"ok": true}')
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    srv.daemon_threads = True
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/report", reports
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def _report_document(doc: Any) -> dict[str, Any] | None:
+    """The summary's JSON report (it has ``accounts``), else None."""
+    return doc if isinstance(doc, dict) and "accounts" in doc else None
 
 
 def check_report(report: dict[str, Any] | None, meta: OrgMeta) -> ReportCheck:
@@ -402,7 +374,7 @@ def summary_run(
     """One daily summary of the organization in one fresh instance, its report checked."""
     fake.reset(args.latency_ms, args.rate, args.rate_burst)
     event = json.loads(function.timer_payload or "{}")
-    with receiver() as (url, reports):
+    with receiver(_report_document) as (url, reports):
         inst = new_instance(python, children, fake, function, quota, KCGUARD_WEBHOOK_URL=url)
         answer = inst.invoke(event, kill_at_timeout=True)
         usage = inst.close()
