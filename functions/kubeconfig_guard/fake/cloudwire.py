@@ -13,7 +13,6 @@ ROA requests are (the official SDKs' ``do_request``). RPC errors have the RPC sh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -23,7 +22,7 @@ from . import wire
 from .backend import FakeAck, FakeAckError
 from .cloud import FakeCloud, Principal, expiration_text, listed_account_fields
 from .faults import NO_DECISION, FaultDecision
-from .wire import JSON_CONTENT_TYPE, WireResponse
+from .wire import WireResponse
 
 Served = FakeAck | FakeCloud
 
@@ -145,15 +144,7 @@ def rpc_error(
     }
     if detail:
         payload.update(detail)
-    return _json(status, payload, request_id, fault, operation)
-
-
-def _json(
-    status: int, payload: Any, request_id: str, fault: FaultDecision, operation: str | None
-) -> WireResponse:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    headers = {"content-type": JSON_CONTENT_TYPE, "x-acs-request-id": request_id}
-    return WireResponse(status, headers, body, fault, operation)
+    return wire.json_response(status, payload, request_id, fault, operation)
 
 
 def _serve_rpc(
@@ -238,7 +229,7 @@ def _serve_rpc(
     if decision.kind == "hang" or (decision.kind == "reset" and not decision.reset_after_apply):
         return WireResponse(0, {"x-acs-request-id": request_id}, b"", decision, operation)
     if decision.answer_status is not None and not decision.answer_after_apply:
-        return _canned(decision, request_id, operation)
+        return wire.canned_response(decision, request_id, operation)
     try:
         for hook in list(service.hooks):
             hook(cloud, operation, params, principal)
@@ -257,9 +248,9 @@ def _serve_rpc(
             detail=exc.detail,
         )
     if decision.answer_status is not None:  # answer_after_apply: the operation ran
-        return _canned(decision, request_id, operation)
+        return wire.canned_response(decision, request_id, operation)
     payload = {"RequestId": request_id, **payload}
-    return _json(200, payload, request_id, decision, operation)
+    return wire.json_response(200, payload, request_id, decision, operation)
 
 
 def parse_rpc_query(raw_query: str) -> list[tuple[str, str]]:
@@ -270,14 +261,6 @@ def parse_rpc_query(raw_query: str) -> list[tuple[str, str]]:
     queries keep ``+``: ``wire.parse_query``.)
     """
     return [(k, v) for k, v in parse_qsl(raw_query, keep_blank_values=True)] if raw_query else []
-
-
-def _canned(decision: FaultDecision, request_id: str, operation: str) -> WireResponse:
-    assert decision.answer_status is not None
-    headers = {"content-type": decision.answer_content_type, "x-acs-request-id": request_id}
-    return WireResponse(
-        decision.answer_status, headers, decision.answer_body.encode("utf-8"), decision, operation
-    )
 
 
 def _optional(params: Mapping[str, str], name: str) -> str | None:

@@ -207,7 +207,7 @@ def new_request_id() -> str:
 _request_id = new_request_id
 
 
-def _json_response(
+def json_response(
     status: int, payload: Any, request_id: str, fault: FaultDecision, operation: str | None
 ) -> WireResponse:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -215,7 +215,7 @@ def _json_response(
     return WireResponse(status, headers, body, fault, operation)
 
 
-def _canned_response(fault: FaultDecision, request_id: str, operation: str) -> WireResponse:
+def canned_response(fault: FaultDecision, request_id: str, operation: str) -> WireResponse:
     """The fault's canned answer (``FaultSpec.answer_*``), with the request id header."""
     assert fault.answer_status is not None
     headers = {"content-type": fault.answer_content_type, "x-acs-request-id": request_id}
@@ -237,7 +237,7 @@ def error_response(
     payload: dict[str, Any] = {"code": code, "message": message, "requestId": rid, "status": status}
     if detail:
         payload.update(detail)
-    return _json_response(status, payload, rid, fault, operation)
+    return json_response(status, payload, rid, fault, operation)
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -468,7 +468,7 @@ def serve_roa(
     if decision.kind == "hang" or (decision.kind == "reset" and not decision.reset_after_apply):
         return WireResponse(0, {"x-acs-request-id": request_id}, b"", decision, operation)
     if decision.answer_status is not None and not decision.answer_after_apply:
-        return _canned_response(decision, request_id, operation)
+        return canned_response(decision, request_id, operation)
 
     params = dict(query)
     params.update(path_params)
@@ -494,5 +494,5 @@ def serve_roa(
             detail=exc.detail,
         )
     if decision.answer_status is not None:  # answer_after_apply: the operation ran
-        return _canned_response(decision, request_id, operation)
-    return _json_response(200, payload, request_id, decision, operation)
+        return canned_response(decision, request_id, operation)
+    return json_response(200, payload, request_id, decision, operation)
