@@ -87,6 +87,15 @@ class SummaryResult(BaseModel):
     report_json: str = Field("", exclude=True)
 
 
+def unread_ledger(settings: Settings) -> Ledger:
+    """The ledger of a run that was given none: ages not tracked, and the note says why."""
+    return Ledger.untracked(
+        no_bucket_note(ledger_key(settings))
+        if not (settings.report_bucket or "").strip()
+        else "deferral ages are not tracked in this run: the deferral ledger was not read"
+    )
+
+
 async def run_summary(
     engine: Engine,
     options: SummaryOptions,
@@ -106,12 +115,7 @@ async def run_summary(
     settings = engine.settings
     deadline = deadline or Deadline()
     now = now or datetime.now(timezone.utc)
-    if ledger is None:
-        ledger = Ledger.untracked(
-            no_bucket_note(ledger_key(settings))
-            if not (settings.report_bucket or "").strip()
-            else "deferral ages are not tracked in this run: the deferral ledger was not read"
-        )
+    ledger = ledger if ledger is not None else unread_ledger(settings)
     regions, refused = scope_regions(options.regions, settings.watched_regions())
     expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
     dry_run = settings.dry_run or bool(options.dry_run)
@@ -183,12 +187,7 @@ async def run_organization_summary(
     settings = organization.settings
     deadline = deadline or Deadline()
     now = now or datetime.now(timezone.utc)
-    if ledger is None:
-        ledger = Ledger.untracked(
-            no_bucket_note(ledger_key(settings))
-            if not (settings.report_bucket or "").strip()
-            else "deferral ages are not tracked in this run: the deferral ledger was not read"
-        )
+    ledger = ledger if ledger is not None else unread_ledger(settings)
     expiring_days = settings.expiring_days if options.expiring_days is None else options.expiring_days
     dry_run = settings.dry_run or bool(options.dry_run)
     enabled = options.remediate is not False and (settings.remediate_deleted or settings.remediate_locked)
