@@ -5,16 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_
 from pydantic import TypeAdapter
 
 from kubeconfig_guard.models import AccountType, CertState, Cluster, KubeconfigState
 from kubeconfig_guard.plan import (
+    MAX_IDENTITY_LENGTH,
+    PrincipalMatcher,
     SafetyPolicy,
     enforce_limit,
     finalize,
     group_candidates,
     identity_conflict,
     matches,
+    named_by,
     plan_revocations,
 )
 from kubeconfig_guard.plan import decide as plan_decide
@@ -49,10 +54,70 @@ def state(uid: str = "2001", name: str = "alice", **fields: Any) -> KubeconfigSt
         (Principal(type=USER, uid="5000"), state(uid="5000", account_type="RootAccount"), False),
         (Principal(type=USER, name="alice"), state(account_type="FederatedUser"), False),  # unknown type
         (Principal(type=USER, name=""), state(name=""), False),
+        (Principal(type=USER, upn="@5000.onaliyun.com"), state(name=""), False),  # an empty logon name
     ],
 )
 def test_matching(principal: Principal, st: KubeconfigState, expected: bool) -> None:
     assert matches(principal, st) is expected
+
+
+def _spec_names(p: Principal) -> set[str]:
+    names = {n for n in (p.name, p.upn) if n}
+    if p.upn and "@" in p.upn:
+        names.add(p.upn.split("@", 1)[0])
+    return names
+
+
+def _spec_too_long(s: KubeconfigState) -> bool:
+    return len(s.account_id) > MAX_IDENTITY_LENGTH or len(s.account_name) > MAX_IDENTITY_LENGTH
+
+
+def _spec_matches(p: Principal, s: KubeconfigState) -> bool:
+    """The matching rule as written out in its docstring, state by state (the reference)."""
+    if s.account_type is not p.type or _spec_too_long(s):
+        return False
+    if p.uid:
+        return s.account_id == p.uid
+    return bool(s.account_name) and s.account_name in _spec_names(p)
+
+
+def _spec_named_by(p: Principal, s: KubeconfigState) -> bool:
+    if s.account_type is not p.type or _spec_too_long(s) or not s.account_id:
+        return False
+    if p.uid and s.account_id == p.uid:
+        return True
+    return bool(s.account_name) and s.account_name in _spec_names(p)
+
+
+# Few distinct values, so that uids and names collide often; "" and the over-long identity too.
+_IDS = st_.sampled_from(["", "2001", "2002", "x" * (MAX_IDENTITY_LENGTH + 1)])
+_NAMES = st_.sampled_from(["", "alice", "Alice", "alice@5000.onaliyun.com", "@5000", "bob", "a" * 257])
+_TYPES = st_.sampled_from(["RamUser", "RamRole", "RootAccount", "FederatedUser"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ptype=st_.sampled_from([USER, ROLE]),
+    name=st_.none() | _NAMES,
+    upn=st_.none() | _NAMES,
+    uid=st_.none() | _IDS,
+    states=st_.lists(st_.tuples(_IDS, _NAMES, _TYPES), max_size=6),
+)
+def test_the_matcher_decides_as_the_rule_reads(
+    ptype: AccountType,
+    name: str | None,
+    upn: str | None,
+    uid: str | None,
+    states: list[tuple[str, str, str]],
+) -> None:
+    """``PrincipalMatcher`` (names worked out once per event) decides every state exactly as
+    the rule does state by state, over colliding, empty, over-long and odd-typed identities."""
+    principal = Principal(type=ptype, name=name, upn=upn, uid=uid)
+    matcher = PrincipalMatcher.of(principal)
+    for account_id, account_name, account_type in states:
+        s = state(uid=account_id, name=account_name, account_type=account_type)
+        assert matcher.matches(s) is matches(principal, s) is _spec_matches(principal, s)
+        assert matcher.named_by(s) is named_by(principal, s) is _spec_named_by(principal, s)
 
 
 def test_undocumented_enum_values_parse_and_are_kept() -> None:

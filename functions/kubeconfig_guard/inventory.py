@@ -62,6 +62,7 @@ class _SingleFlight(Generic[T]):
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[str, _Entry[T]] = {}
+        self._next_sweep = float("-inf")
 
     async def get(
         self, key: str, not_before: float, fetch: Callable[[], Awaitable[T]], delay: float = 0.0
@@ -79,7 +80,13 @@ class _SingleFlight(Generic[T]):
             del self._entries[key]
 
     def _sweep(self) -> None:
-        horizon = self._clock() - self._ttl
+        """Drop finished entries older than ``ttl``: at most every ``ttl / 4`` (a fleet's listing
+        starts an entry per cluster; sweeping them all each time was quadratic)."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._ttl / 4
+        horizon = now - self._ttl
         for key in [k for k, e in self._entries.items() if e.task.done() and e.started_at < horizon]:
             del self._entries[key]
 

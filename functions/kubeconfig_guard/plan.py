@@ -46,32 +46,71 @@ def _too_long(state: KubeconfigState) -> bool:
     return len(state.account_id) > MAX_IDENTITY_LENGTH or len(state.account_name) > MAX_IDENTITY_LENGTH
 
 
-def matches(principal: Principal, state: KubeconfigState) -> bool:
-    """Does this kubeconfig state belong to the principal? A RootAccount state never does.
+@dataclass(frozen=True, slots=True)
+class PrincipalMatcher:
+    """``matches`` and ``named_by`` for one principal, its names worked out once.
 
-    Users match RamUser states by uid when the event carries it, otherwise by name
-    (the user name, the part of a UPN before ``@``, or the full UPN). Roles match
-    RamRole states by role name (or uid). A state whose uid or name is longer than
-    ``MAX_IDENTITY_LENGTH`` never matches.
+    The event path asks both of every kubeconfig state of the fleet (tens of thousands per
+    event): the principal's type, uid and names are compared as they are, a set lookup per
+    state, and the length check runs only on a state that would otherwise match.
     """
-    if state.account_type is not principal.type or _too_long(state):
-        return False
-    if principal.uid:
-        return state.account_id == principal.uid
-    return bool(state.account_name) and state.account_name in _names(principal)
+
+    type: AccountType
+    uid: str | None
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, principal: Principal) -> PrincipalMatcher:
+        return cls(principal.type, principal.uid or None, frozenset(_names(principal) - {""}))
+
+    def matches(self, state: KubeconfigState) -> bool:
+        """Does this kubeconfig state belong to the principal? A RootAccount state never does.
+
+        Users match RamUser states by uid when the event carries it, otherwise by name
+        (the user name, the part of a UPN before ``@``, or the full UPN). Roles match
+        RamRole states by role name (or uid). A state whose uid or name is longer than
+        ``MAX_IDENTITY_LENGTH`` never matches.
+        """
+        if state.account_type is not self.type:
+            return False
+        found = state.account_id == self.uid if self.uid else state.account_name in self.names
+        return found and not _too_long(state)
+
+    def named_by(self, state: KubeconfigState) -> bool:
+        """Does any way the event names the principal (uid, name, UPN) find this state?
+
+        Wider than ``matches`` (which prefers the uid): these are the states ``identity_conflict``
+        weighs, gathered over every cluster of the invocation.
+        """
+        if state.account_type is not self.type or not state.account_id:
+            return False
+        found = state.account_id == self.uid or state.account_name in self.names
+        return found and not _too_long(state)
+
+
+# The matcher of the principal asked about last: callers ask of one principal for every state of
+# a listing. Keyed by identity (a Principal is frozen); a race between threads only makes it again.
+_last_matcher: tuple[Principal, PrincipalMatcher] | None = None
+
+
+def _matcher(principal: Principal) -> PrincipalMatcher:
+    global _last_matcher
+    last = _last_matcher
+    if last is not None and last[0] is principal:
+        return last[1]
+    matcher = PrincipalMatcher.of(principal)
+    _last_matcher = (principal, matcher)
+    return matcher
+
+
+def matches(principal: Principal, state: KubeconfigState) -> bool:
+    """``PrincipalMatcher.matches``: does this kubeconfig state belong to the principal?"""
+    return _matcher(principal).matches(state)
 
 
 def named_by(principal: Principal, state: KubeconfigState) -> bool:
-    """Does any way the event names the principal (uid, name, UPN) find this state?
-
-    Wider than ``matches`` (which prefers the uid): these are the states ``identity_conflict``
-    weighs, gathered over every cluster of the invocation.
-    """
-    if state.account_type is not principal.type or _too_long(state) or not state.account_id:
-        return False
-    if principal.uid and state.account_id == principal.uid:
-        return True
-    return bool(state.account_name) and state.account_name in _names(principal)
+    """``PrincipalMatcher.named_by``: does any way the event names the principal find this state?"""
+    return _matcher(principal).named_by(state)
 
 
 def identity_conflict(principal: Principal, states: Iterable[KubeconfigState]) -> str | None:
