@@ -344,7 +344,7 @@ def cold_workload(
             for bytecode in ("shipped", "stdlib"):
                 repeat = opts.repeat if bytecode == "shipped" else max(1, opts.repeat // 2)
                 log(f"  cold: {repeat} fresh instances at {label}, bytecode: {bytecode}")
-                samples: list[tuple[float, float, fcsim.InstanceAnswer, fcsim.Usage]] = []
+                samples: list[tuple[float, float, fcsim.InstanceAnswer, fcsim.Usage, int]] = []
                 for i in range(repeat):
                     server.reset_latency(opts.latency_ms)
                     inst = new_instance(opts, children, server, function, quota, bytecode=bytecode)
@@ -352,9 +352,10 @@ def cold_workload(
                         fcsim.deletion_event(meta.deleted_user or "nobody", i, meta.account_id)
                     )
                     usage = inst.close()
-                    samples.append((first.t_received - inst.started, inst.started, first, usage))
+                    calls = server.stats().calls_total
+                    samples.append((first.t_received - inst.started, inst.started, first, usage, calls))
                 samples.sort(key=lambda s: s[0])
-                total, started, first, usage = samples[(len(samples) - 1) // 2]
+                total, started, first, usage, calls = samples[(len(samples) - 1) // 2]
                 starts.append(
                     ColdStart(
                         cpu=cpu,
@@ -368,6 +369,7 @@ def cold_workload(
                         cpu_to_first_result=first.cpu_total,
                         cpu_import=_first(first.cpu_import),
                         cpu_first_event=first.cpu,
+                        calls=calls,
                         outcome=first.outcome,
                         counts=first.counts,
                         peak_rss_mb=usage.peak_rss_mb,

@@ -290,6 +290,7 @@ class ColdStart:
     cpu_to_first_result: float
     cpu_import: float
     cpu_first_event: float
+    calls: int  # the API calls of the first event (the fake's count)
     outcome: str
     counts: dict[str, int] | None
     peak_rss_mb: float
