@@ -95,7 +95,7 @@ _NAMES = st_.sampled_from(["", "alice", "Alice", "alice@5000.onaliyun.com", "@50
 _TYPES = st_.sampled_from(["RamUser", "RamRole", "RootAccount", "FederatedUser"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     ptype=st_.sampled_from([USER, ROLE]),
     name=st_.none() | _NAMES,
