@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from kubeconfig_guard.engine import MAX_ROUNDS
 from kubeconfig_guard.errors import (
     ERROR_FAMILIES,
     AckApiError,
@@ -120,8 +121,9 @@ def test_cluster_listing_answered_200_without_a_listing_fails_the_region(
         ("*", ClusterStatus.FAILED, code)
     ]
     assert "no kubeconfig found" not in result.reason and not result.actions and not revoked(h)
-    # A shape error (or a server error) is retried by the client; an authorization error is not.
-    assert h.backend.calls[DESCRIBE] == (1 if code == "Forbidden.RAM" else MAX_ATTEMPTS)
+    # A shape error (or a server error) is retried by the client, in every round the deadline
+    # allows (engine.MAX_ROUNDS); an authorization error is not.
+    assert h.backend.calls[DESCRIBE] == (1 if code == "Forbidden.RAM" else MAX_ATTEMPTS * MAX_ROUNDS)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +191,8 @@ def test_clean_answer_that_is_not_the_documented_object_is_not_a_revocation(
     assert retry and statuses(result) == {("failed", code)}
     assert all("retried by Function Compute" in a.reason for a in result.actions)
     assert not revoked(h)
-    assert h.backend.calls[CLEAN] == 3 * MAX_ATTEMPTS  # transient: the client's attempts, every one
+    # Transient: the client's attempts, in every round (each after a fresh listing still shows it).
+    assert h.backend.calls[CLEAN] == 3 * MAX_ATTEMPTS * MAX_ROUNDS
     # Function Compute's retry, once ACK answers as documented: revoked.
     h.backend.faults.clear()
     again, retry = run(h, delete_user())

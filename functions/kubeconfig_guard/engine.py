@@ -16,12 +16,21 @@ from .client import AckClient
 from .deadline import Deadline, run_until
 from .errors import AckApiError
 from .events import RevocationRequest
-from .executor import execute, log_decisions
+from .executor import (
+    Attempted,
+    action_for_error,
+    confirmed_revoked,
+    execute_round,
+    log_decisions,
+    retryable_error,
+)
 from .inventory import Inventory, Listing
+from .logs import log_fields
 from .models import Cluster, KubeconfigState, cluster_unreachable_reason
 from .plan import (
     Candidate,
     Plan,
+    Revocation,
     SafetyPolicy,
     action_for,
     decide,
@@ -31,11 +40,13 @@ from .plan import (
     identity_conflict,
     matches,
     named_by,
+    refusal,
 )
 from .principal import Principal
 from .redaction import redact
 from .results import (
     DEADLINE_CODE,
+    Action,
     ActionStatus,
     ClusterIssue,
     ClusterStatus,
@@ -49,6 +60,20 @@ log = logging.getLogger("kubeconfig_guard.engine")
 
 
 NOT_LISTED_IN_TIME = "the listing did not finish before the invocation's deadline; the retry lists it"
+RETRY_BY = "Function Compute's async retry"
+
+# Rounds (issue 19). What failed transiently after the client's own retries (a region's cluster
+# listing, a cluster's kubeconfig listing, a Clean) is tried again in further rounds of the same
+# invocation while its deadline leaves time: listings until ``Deadline.listing_at``, Cleans until
+# ``Deadline.at`` (the margin before Function Compute's timeout stays for the result and notices).
+# Under a storm of faults the attempt then ends ``ok`` instead of asking Function Compute to run the
+# whole event again. An invocation without a deadline (no Function Compute context) has no time to
+# budget: one round, as before. Errors that a retry cannot change (not found, authorization, a
+# malformed request, ACK's refusal) are never retried (``executor.retryable_error``).
+MAX_ROUNDS = 4  # rounds in all, the first included: a cluster that always fails stops there
+ROUND_BACKOFF_SECONDS = 0.5  # the wait before the second round; doubled each round, at most
+# KCGUARD_BACKOFF_MAX_SECONDS (the client's ceiling of one retry back-off)
+ROUND_MIN_SECONDS = 0.25  # a round starts only when this long is left after its wait
 
 
 def safety_policy(
@@ -110,7 +135,9 @@ class Engine:
         deadline = deadline or Deadline()
         prepared = await self.prepare_all(requests, invocation_started, deadline, account_id)
         enforce_limit([p.plan for p in prepared], self.settings.max_revocations)
-        return [await self.complete(p, deadline) for p in prepared]
+        # Together: one request's rounds (a Clean tried again after a back-off) never hold up
+        # another's Cleans; the same (cluster, uid) in two requests is one call (``clean_once``).
+        return list(await asyncio.gather(*(self.complete(p, deadline) for p in prepared)))
 
     async def prepare_all(
         self,
@@ -142,44 +169,17 @@ class Engine:
         """List every watched cluster, match, and apply the safety rules (no limit, no writes)."""
         dry_run = self.settings.dry_run or request.dry_run
         prepared = Prepared(request, invocation_started, dry_run, account_id=account_id)
-        regions = self.settings.watched_regions()
-        clusters = await self.watched_clusters(
-            regions, self.inventory.shared_since(invocation_started), prepared.issues, deadline
-        )
-        prepared.clusters_total = len(clusters)
-        # A different order every attempt: when the deadline cuts listing short, the retry of the
-        # same event reaches the clusters this attempt did not.
-        order = random.sample(range(len(clusters)), len(clusters))
-        found_in_order, late = await run_until(
-            [self._candidates(*clusters[i], request.principal, invocation_started, deadline) for i in order],
-            deadline.remaining(listing=True),
-        )
-        found: list[tuple[list[Candidate], list[KubeconfigState]] | ClusterIssue] = []
-        for position, item in enumerate(found_in_order):
-            region, cluster = clusters[order[position]]
-            if item is None or position in late:
-                item = ClusterIssue.of(
-                    region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
-                )
-            found.append(item)
         candidates: list[Candidate] = []
         named: list[KubeconfigState] = []
-        for item in found:
-            if isinstance(item, ClusterIssue):
-                prepared.issues.append(item)
-                continue
+        for matched, evidence in await self._list_in_rounds(
+            request.principal, invocation_started, deadline, prepared
+        ):
             prepared.scanned += 1
-            matched, evidence = item
             candidates += matched
             named += evidence
         # Over every listing of the invocation, before any Clean: one event, one principal.
         prepared.conflict = identity_conflict(request.principal, named)
-        policy = safety_policy(
-            self.settings,
-            dry_run=dry_run,
-            root_account_id=account_id or request.account_id,
-            caller_uids=self.caller_uids,
-        )
+        policy = self._policy(prepared)
         if prepared.conflict:
             prepared.plan.decided = [
                 action_for(c, ActionStatus.SKIPPED, prepared.conflict) for c in candidates
@@ -188,21 +188,114 @@ class Engine:
             prepared.plan = decide([(c, request.kind) for c in candidates], policy)
         return prepared
 
+    def _policy(self, prepared: Prepared) -> SafetyPolicy:
+        return safety_policy(
+            self.settings,
+            dry_run=prepared.dry_run,
+            root_account_id=prepared.account_id or prepared.request.account_id,
+            caller_uids=self.caller_uids,
+        )
+
+    async def _list_in_rounds(
+        self, principal: Principal, invocation_started: float, deadline: Deadline, prepared: Prepared
+    ) -> list[tuple[list[Candidate], list[KubeconfigState]]]:
+        """Every watched cluster's candidates and evidence; what could not be listed goes to
+        ``prepared.issues``. A region or cluster whose listing failed transiently is listed again in
+        the next round (``MAX_ROUNDS``, while listing time is left); one still failing is reported
+        with its last error, as after one round."""
+        not_before = self.inventory.shared_since(invocation_started)
+        listed: list[tuple[list[Candidate], list[KubeconfigState]]] = []
+        failed_regions: dict[str, ClusterIssue] = {}
+        failed_clusters: dict[tuple[str, str], tuple[str, Cluster, ClusterIssue]] = {}
+        regions = self.settings.watched_regions()
+        for round_ in range(MAX_ROUNDS):
+            if round_ and not await self._before_round(
+                round_, deadline, listing=True, retrying=len(failed_regions) + len(failed_clusters)
+            ):
+                break
+            clusters: list[tuple[str, Cluster]] = []
+            for region, found in zip(
+                regions, await self._region_listings(regions, not_before, deadline), strict=True
+            ):
+                if isinstance(found, Listing):
+                    failed_regions.pop(region, None)
+                    clusters += _in_region(region, found.value)
+                elif isinstance(found, AckApiError) and retryable_error(found):
+                    failed_regions[region] = _region_issue(region, found)
+                elif found is not None or region not in failed_regions:  # a late retry keeps its failure
+                    failed_regions.pop(region, None)
+                    prepared.issues.append(_region_issue(region, found))
+            prepared.clusters_total += len(clusters)
+            clusters += [(region, cluster) for region, cluster, _ in failed_clusters.values()]
+            # A different order every attempt: when the deadline cuts listing short, the retry of the
+            # same event reaches the clusters this attempt did not.
+            order = random.sample(range(len(clusters)), len(clusters))
+            found_in_order, late = await run_until(
+                [self._candidates(*clusters[i], principal, invocation_started, deadline) for i in order],
+                deadline.remaining(listing=True),
+            )
+            for position, item in enumerate(found_in_order):
+                region, cluster = clusters[order[position]]
+                key = (region, cluster.cluster_id)
+                if item is None or position in late:
+                    item = ClusterIssue.of(
+                        region, cluster, ClusterStatus.NOT_ATTEMPTED, NOT_LISTED_IN_TIME, DEADLINE_CODE
+                    )
+                if isinstance(item, AckApiError):
+                    if retryable_error(item):
+                        failed_clusters[key] = (region, cluster, listing_issue(region, cluster, item))
+                        continue
+                    item = listing_issue(region, cluster, item)
+                if isinstance(item, ClusterIssue):
+                    if key in failed_clusters and item.status is ClusterStatus.NOT_ATTEMPTED:
+                        continue  # a retry the deadline stopped: the last failure stands
+                    prepared.issues.append(item)
+                else:
+                    listed.append(item)
+                failed_clusters.pop(key, None)
+            regions = list(failed_regions)
+            if not regions and not failed_clusters:
+                break
+        prepared.issues += failed_regions.values()
+        prepared.issues += [issue for _, _, issue in failed_clusters.values()]
+        return listed
+
+    async def _before_round(self, round_: int, deadline: Deadline, *, listing: bool, retrying: int) -> bool:
+        """Wait before round ``round_`` (1: the second round), or say False when no further round
+        fits: the last round was run, there is no deadline to budget against, or too little time is
+        left before ``listing_at`` (``listing``) or ``at``."""
+        if round_ >= MAX_ROUNDS or deadline.at is None:
+            return False
+        remaining = deadline.remaining(listing=listing)
+        if remaining is None:  # a deadline without a listing share: the whole of it
+            remaining = deadline.remaining() or 0.0
+        ceiling = min(self.settings.backoff_max_seconds, ROUND_BACKOFF_SECONDS * 2 ** (round_ - 1))
+        wait = random.uniform(ceiling / 2, ceiling)
+        if remaining < wait + ROUND_MIN_SECONDS:
+            return False
+        log_fields(
+            log,
+            "another round",
+            logging.INFO,
+            round=round_ + 1,
+            rounds=MAX_ROUNDS,
+            retrying=retrying,
+            work="listings" if listing else "cleans",
+            wait_seconds=round(wait, 3),
+            left_seconds=round(remaining, 3),
+        )
+        await asyncio.sleep(wait)
+        return True
+
     async def complete(self, prepared: Prepared, deadline: Deadline) -> RevocationResult:
         request = prepared.request
         context: dict[str, object] = {"event_id": request.event_id, "event_name": request.event_name}
         if prepared.account_id:
             context["cloud_account_id"] = prepared.account_id
         plan = finalize(prepared.plan)
-        actions = list(plan.decided)
-        actions += await execute(
-            self.client,
-            self.inventory,
-            plan.to_revoke,
-            deadline=deadline,
-            retry_by="Function Compute's async retry",
-            context=context,
-        )
+        executed = await self._revoke_in_rounds(prepared, plan.to_revoke, deadline)
+        log_decisions(executed, context)
+        actions = [*plan.decided, *executed]
         actions.sort(key=lambda a: (a.region, a.cluster_id, a.uid))
         issues = sorted(prepared.issues, key=lambda c: (c.region, c.cluster_id))
         result = RevocationResult(
@@ -224,6 +317,79 @@ class Engine:
         log_decisions(plan.decided, context)
         return result
 
+    async def _revoke_in_rounds(
+        self, prepared: Prepared, revocations: list[Revocation], deadline: Deadline
+    ) -> list[Action]:
+        """The Clean calls of a plan, in rounds: a Clean that failed transiently after the client's
+        retries is decided again on a fresh listing of its cluster (``_decide_again``) and, when the
+        rules still call for it, sent again, while the deadline leaves time (``MAX_ROUNDS``). Only the
+        (cluster, uid) pairs of the plan are ever sent: the blast-radius limit counted them once."""
+        current = list(revocations)
+        attempted = await execute_round(
+            self.client, self.inventory, current, deadline=deadline, retry_by=RETRY_BY
+        )
+        for round_ in range(1, MAX_ROUNDS):
+            again = [i for i, a in enumerate(attempted) if a.retryable is not None]
+            if not again or not await self._before_round(
+                round_, deadline, listing=False, retrying=len(again)
+            ):
+                break
+            policy = self._policy(prepared)
+            decided, _late = await run_until(
+                [
+                    self._decide_again(current[i], attempted[i], prepared.request.principal, policy)
+                    for i in again
+                ],
+                deadline.remaining(),
+            )
+            resend: list[int] = []
+            for i, decision in zip(again, decided, strict=True):
+                if isinstance(decision, Revocation):
+                    current[i] = decision
+                    resend.append(i)
+                elif decision is not None:  # None: the deadline stopped the listing; the failure stands
+                    attempted[i] = decision
+            if resend:
+                sent = await execute_round(
+                    self.client,
+                    self.inventory,
+                    [current[i] for i in resend],
+                    deadline=deadline,
+                    retry_by=RETRY_BY,
+                )
+                for i, result in zip(resend, sent, strict=True):
+                    attempted[i] = result
+        return [a.action for a in attempted]
+
+    async def _decide_again(
+        self, revocation: Revocation, failed: Attempted, principal: Principal, policy: SafetyPolicy
+    ) -> Revocation | Attempted:
+        """A Clean that failed transiently, decided again on a fresh listing of its cluster (the
+        freshness rule: never a blind repeat). Its kubeconfigs gone after a Clean that may have
+        landed: revoked, confirmed. Otherwise the rules on the fresh states: the Clean to send again,
+        or why not. A listing that fails leaves the failure standing (retried while rounds are left,
+        unless the error is one a retry cannot change)."""
+        candidate, error = revocation.candidate, failed.retryable
+        assert error is not None
+        try:
+            states = await self.client.list_kubeconfig_states(candidate.region, candidate.cluster.cluster_id)
+        except AckApiError as listing_error:
+            if listing_error.not_found:
+                return Attempted(action_for_error(candidate, listing_error, revocation.force, RETRY_BY))
+            return Attempted(failed.action, error if retryable_error(listing_error) else None)
+        mine = [s for s in states if s.account_id == candidate.uid]
+        if error.may_have_landed and not any(s.revokable for s in mine):
+            return Attempted(confirmed_revoked(candidate, revocation.force, error))
+        matched = [s for s in mine if matches(principal, s)]
+        if not matched:
+            gone = "a fresh listing shows none of its kubeconfigs any more: nothing left to revoke"
+            return Attempted(action_for(candidate, ActionStatus.SKIPPED, gone, error_code=error.code))
+        fresh = Candidate(candidate.region, candidate.cluster, candidate.uid, tuple(matched))
+        conflict = identity_conflict(principal, [s for s in states if named_by(principal, s)])
+        if why := conflict or refusal(fresh, revocation.kind, policy):
+            return Attempted(action_for(fresh, ActionStatus.SKIPPED, why))
+        return Revocation(fresh, revocation.kind, revocation.force)
+
     async def watched_clusters(
         self,
         regions: list[str],
@@ -232,6 +398,20 @@ class Engine:
         deadline: Deadline | None = None,
     ) -> list[tuple[str, Cluster]]:
         """Every cluster of the regions; a region whose listing failed or ran out of time is an issue."""
+        clusters: list[tuple[str, Cluster]] = []
+        for region, found in zip(
+            regions, await self._region_listings(regions, not_before, deadline), strict=True
+        ):
+            if isinstance(found, Listing):
+                clusters += _in_region(region, found.value)
+            else:
+                issues.append(_region_issue(region, found))
+        return clusters
+
+    async def _region_listings(
+        self, regions: list[str], not_before: float, deadline: Deadline | None
+    ) -> list[Listing[list[Cluster]] | AckApiError | None]:
+        """Each region's cluster listing, or its error, or None when the deadline came first."""
 
         async def listing(region: str) -> Listing[list[Cluster]] | AckApiError:
             try:
@@ -241,23 +421,7 @@ class Engine:
 
         timeout = deadline.remaining(listing=True) if deadline else None
         listings, late = await run_until([listing(r) for r in regions], timeout)
-        clusters: list[tuple[str, Cluster]] = []
-        for index, (region, found) in enumerate(zip(regions, listings, strict=True)):
-            if index in late or found is None:
-                reason = f"listing the clusters of {region}: {NOT_LISTED_IN_TIME}"
-                issues.append(
-                    ClusterIssue.of(region, None, ClusterStatus.NOT_ATTEMPTED, reason, DEADLINE_CODE)
-                )
-                continue
-            if isinstance(found, AckApiError):
-                reason = f"listing the clusters of {region} failed: {found.code}: {redact(found.message)}"
-                issues.append(ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, found.code))
-                continue
-            for cluster in found.value:
-                # Regions outside the configured list are never touched, whatever the API returns.
-                if not cluster.region_id or cluster.region_id == region:
-                    clusters.append((region, cluster))
-        return clusters
+        return [None if index in late else found for index, found in enumerate(listings)]
 
     async def _candidates(
         self,
@@ -266,9 +430,10 @@ class Engine:
         principal: Principal,
         invocation_started: float,
         deadline: Deadline,
-    ) -> tuple[list[Candidate], list[KubeconfigState]] | ClusterIssue:
+    ) -> tuple[list[Candidate], list[KubeconfigState]] | ClusterIssue | AckApiError:
         """The principal's candidates on a cluster and every state any of the event's names finds
-        there (for ``identity_conflict`` over all clusters); or why the cluster was not looked at."""
+        there (for ``identity_conflict`` over all clusters); or why the cluster was not looked at,
+        or the error its listing failed with (``listing_issue``)."""
 
         if why := cluster_unreachable_reason(cluster):
             return ClusterIssue.of(region, cluster, ClusterStatus.SKIPPED, why)
@@ -286,10 +451,24 @@ class Engine:
                     coalesce=self._invocations > 1,
                 )
             except AckApiError as error:
-                return listing_issue(region, cluster, error)
+                return error
         matched = [s for s in listing.value if matches(principal, s)]
         evidence = [s for s in listing.value if named_by(principal, s)]
         return group_candidates(region, cluster, matched), evidence
+
+
+def _in_region(region: str, clusters: list[Cluster]) -> list[tuple[str, Cluster]]:
+    # Regions outside the configured list are never touched, whatever the API returns.
+    return [(region, c) for c in clusters if not c.region_id or c.region_id == region]
+
+
+def _region_issue(region: str, error: AckApiError | None) -> ClusterIssue:
+    """A region whose cluster listing failed (``error``) or ran out of time (None)."""
+    if error is None:
+        reason = f"listing the clusters of {region}: {NOT_LISTED_IN_TIME}"
+        return ClusterIssue.of(region, None, ClusterStatus.NOT_ATTEMPTED, reason, DEADLINE_CODE)
+    reason = f"listing the clusters of {region} failed: {error.code}: {redact(error.message)}"
+    return ClusterIssue.of(region, None, ClusterStatus.FAILED, reason, error.code)
 
 
 def listing_issue(region: str, cluster: Cluster, error: AckApiError) -> ClusterIssue:

@@ -10,6 +10,7 @@ so only a 4xx code outside every family of common client errors is taken for it 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from .client import AckClient
 from .deadline import Deadline, run_until
@@ -21,6 +22,15 @@ from .redaction import redact
 from .results import DEADLINE_CODE, Action, ActionStatus
 
 log = logging.getLogger("kubeconfig_guard.executor")
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A revocation's action after one round, and the transient error another round may retry
+    (None: final, or the deadline stopped it)."""
+
+    action: Action
+    retryable: AckApiError | None = None
 
 
 def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retry_by: str) -> Action:
@@ -75,7 +85,7 @@ def action_for_error(candidate: Candidate, error: AckApiError, force: bool, retr
 
 async def _revoke_one(
     client: AckClient, inventory: Inventory | None, candidate: Candidate, force: bool, retry_by: str
-) -> Action:
+) -> Attempted:
     cluster_id, uid = candidate.cluster.cluster_id, candidate.uid
 
     async def clean() -> None:
@@ -93,20 +103,44 @@ async def _revoke_one(
         # An outcome that is unknown (no answer, a 5xx, throttling, an answer that fits no documented
         # shape): a fresh listing decides. A 2xx answer carrying an error code is ACK saying no.
         if error.may_have_landed and await _confirmed_revoked(client, candidate):
-            return action_for(
-                candidate,
-                ActionStatus.REVOKED,
-                "kubeconfigs revoked (the API's answer was lost or did not fit its documented shape; a fresh "
-                "listing confirms it)",
-                force=force,
-                error_code=error.code,
-                request_id=error.request_id,
-            )
-        return action_for_error(candidate, error, force, retry_by)
+            return Attempted(confirmed_revoked(candidate, force, error))
+        action = action_for_error(candidate, error, force, retry_by)
+        return Attempted(action, error if may_try_again(action, error) else None)
     if inventory is not None:
         inventory.forget_uid(cluster_id, uid)
     reason = "kubeconfigs revoked" + (" (one call shared with a concurrent invocation)" if shared else "")
-    return action_for(candidate, ActionStatus.REVOKED, reason, force=force)
+    return Attempted(action_for(candidate, ActionStatus.REVOKED, reason, force=force))
+
+
+def confirmed_revoked(candidate: Candidate, force: bool, error: AckApiError) -> Action:
+    """A Clean whose answer was lost (or did not fit its shape) and whose kubeconfigs a fresh listing
+    shows gone."""
+    return action_for(
+        candidate,
+        ActionStatus.REVOKED,
+        "kubeconfigs revoked (the API's answer was lost or did not fit its documented shape; a fresh "
+        "listing confirms it)",
+        force=force,
+        error_code=error.code,
+        request_id=error.request_id,
+    )
+
+
+def may_try_again(action: Action, error: AckApiError) -> bool:
+    """May another round of the same invocation try this failed Clean again (after a fresh listing)?
+    Only a transient failure (throttling, 5xx, transport, an answer of no documented shape): never
+    a refusal, an authorization or request error, a gone cluster or a deferral."""
+    return action.status is ActionStatus.FAILED and retryable_error(error)
+
+
+def retryable_error(error: AckApiError) -> bool:
+    """A failure another round may retry: transient (throttling, 5xx, transport, an answer of no
+    documented shape), and never a gone cluster, an authorization or a request error."""
+    return error.transient and error.category not in (
+        ErrorCategory.AUTH,
+        ErrorCategory.REQUEST,
+        ErrorCategory.CLUSTER_GONE,
+    )
 
 
 async def _confirmed_revoked(client: AckClient, candidate: Candidate) -> bool:
@@ -119,7 +153,8 @@ async def _confirmed_revoked(client: AckClient, candidate: Candidate) -> bool:
 
 
 def log_decisions(actions: list[Action], context: dict[str, object] | None = None) -> None:
-    """One log line per action decided without an API call (skipped, would-revoke)."""
+    """One log line per action: those decided without an API call (skipped, would-revoke), and the
+    event path's Cleans once its rounds are over (``execute_round``)."""
     for action in actions:
         log_action(log, action, context)
 
@@ -141,6 +176,28 @@ async def execute(
     retry lists the cluster afresh, so a Clean that did land costs one listing to confirm.
     """
 
+    actions = [
+        attempted.action
+        for attempted in await execute_round(
+            client, inventory, revocations, deadline=deadline, retry_by=retry_by
+        )
+    ]
+    for action in actions:
+        log_action(log, action, context)
+    return actions
+
+
+async def execute_round(
+    client: AckClient,
+    inventory: Inventory | None,
+    revocations: list[Revocation],
+    *,
+    deadline: Deadline,
+    retry_by: str,
+) -> list[Attempted]:
+    """``execute`` without its log lines, saying which failures another round may try again
+    (``Attempted.retryable``): the event path's rounds (``engine.Engine``) log the final actions."""
+
     def late(revocation: Revocation, reason: str) -> Action:
         return action_for(
             revocation.candidate,
@@ -150,19 +207,17 @@ async def execute(
             error_code=DEADLINE_CODE,
         )
 
-    async def revoke(revocation: Revocation) -> Action:
+    async def revoke(revocation: Revocation) -> Attempted:
         if deadline.near():
-            return late(revocation, "not attempted: the invocation deadline was near")
+            return Attempted(late(revocation, "not attempted: the invocation deadline was near"))
         return await _revoke_one(client, inventory, revocation.candidate, revocation.force, retry_by)
 
     done, cut = await run_until([revoke(r) for r in revocations], deadline.remaining())
     if inventory is not None:  # their outcome is unknown: the next look at those clusters lists afresh
         for index in cut:
             inventory.invalidate_cluster(revocations[index].candidate.cluster.cluster_id)
-    actions = [
-        action or late(r, "no answer before the invocation's deadline (the Clean may have landed)")
-        for r, action in zip(revocations, done, strict=True)
+    return [
+        attempted
+        or Attempted(late(r, "no answer before the invocation's deadline (the Clean may have landed)"))
+        for r, attempted in zip(revocations, done, strict=True)
     ]
-    for action in actions:
-        log_action(log, action, context)
-    return actions
