@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -536,11 +536,19 @@ async def revoke_in_accounts(
         [p.plan for batch in prepared_by_account.values() for p in batch],
         organization.settings.max_revocations,
     )
+    # Together, as within one account (``Engine.revoke_all``): one account's rounds (a Clean tried
+    # again after a back-off) never hold up another's Cleans.
+    completions: list[tuple[int, Awaitable[RevocationResult]]] = []
     for account_id, batch in prepared_by_account.items():
         scope = opened[account_id]
         assert isinstance(scope, AccountScope)
-        for index, prepared in zip(work[account_id], batch, strict=True):
-            admitted[index] = await scope.engine.complete(prepared, deadline)
+        completions += [
+            (index, scope.engine.complete(prepared, deadline))
+            for index, prepared in zip(work[account_id], batch, strict=True)
+        ]
+    done = await asyncio.gather(*(completion for _, completion in completions))
+    for (index, _), result in zip(completions, done, strict=True):
+        admitted[index] = result
     results: list[RevocationResult | Ignored] = []
     for item in admitted:
         assert not isinstance(item, tuple)
