@@ -30,6 +30,7 @@ from .models import Cluster, KubeconfigState, cluster_unreachable_reason
 from .plan import (
     Candidate,
     Plan,
+    PrincipalMatcher,
     Revocation,
     SafetyPolicy,
     action_for,
@@ -437,6 +438,7 @@ class Engine:
 
         if why := cluster_unreachable_reason(cluster):
             return ClusterIssue.of(region, cluster, ClusterStatus.SKIPPED, why)
+        matcher = PrincipalMatcher.of(principal)  # the event's names, worked out once for every state
         async with self._listing_slots:
             if deadline.listing_over():
                 return ClusterIssue.of(
@@ -447,13 +449,13 @@ class Engine:
                     region,
                     cluster.cluster_id,
                     invocation_started,
-                    lambda s: named_by(principal, s),
+                    matcher.named_by,
                     coalesce=self._invocations > 1,
                 )
             except AckApiError as error:
                 return error
-        matched = [s for s in listing.value if matches(principal, s)]
-        evidence = [s for s in listing.value if named_by(principal, s)]
+        matched = [s for s in listing.value if matcher.matches(s)]
+        evidence = [s for s in listing.value if matcher.named_by(s)]
         return group_candidates(region, cluster, matched), evidence
 
 
