@@ -13,6 +13,7 @@ import asyncio
 import heapq
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def simulate(
     return run
 
 
-def limiter_at(max_rps: float = 500.0, **kw: float) -> tuple[AdaptiveRateLimiter, list[float]]:
+def limiter_at(max_rps: float = 500.0, **kw: Any) -> tuple[AdaptiveRateLimiter, list[float]]:
     now = [0.0]
     return AdaptiveRateLimiter(max_rps, clock=lambda: now[0], **kw), now
 

@@ -3,11 +3,38 @@
 Requests are spaced at ``1/rate``. The rate starts low and grows fast (slow start)
 until a limit is overrun or the ceiling is reached, then grows additively (at least 5 % a
 second), so the client settles just under an undisclosed limit instead of hammering it.
+
 Slow start ends at a limit overrun: at least half of the last 20 answers throttled.
 Scattered throttled answers, even two in a row, are no sign: a share of rate-independent
 429s gives them at any rate, and ending slow start on them would leave the client learning
 that share at a fraction of its ceiling, where each probe takes seconds (issue 19: a 10 s
 attempt then scanned anywhere from 14 to 216 of 300 clusters).
+
+**The initial allowance.** Slow start begins with one round of requests sent without
+pacing, as a TCP sender's initial window: up to ``INITIAL_ALLOWANCE`` (12; no more than a
+tenth of a second of the ceiling, none without slow start) requests go at once, beside the
+paced ones, whenever pacing would delay them. Pacing at the starting rate (50/s, 20 ms apart)
+otherwise spread the first round over the first answers' wait: a small event's ~13 requests
+(one region listing, its 10 clusters' listings, the Cleans) spent ~110 ms of its ~290 ms
+waiting for slots, and a medium deletion's first ~0.3 s went at 10-13 requests per 100 ms.
+12 covers the small event's round; a larger one buys little more (the medium deletion's
+second round, 21 listings, is paced at the rate its first answers reached) and costs more
+when a bucket throttles it. A burst the API throttled (below), or any cut, leaves the rest
+unspent; a lone throttled answer does not (three region listings then lost it in 3 of 10
+chaos attempts, 10 % of 429s whatever the rate).
+
+The burst's answers (every answer up to the last unpaced request's, in the order they come
+back) say what the API's *bucket* holds, not its rate, so they never end slow start. Accepted,
+they grow the rate as any answer does (+20/s each): a round of 12 accepted within one latency
+takes the rate to 290/s, about the 12 per 50 ms they were accepted at. When ``BURST_OVERRUN``
+(5) of them are throttled (a bucket smaller than the round), the rate goes back to the starting
+rate, the burst's later successes do not grow it, the accepted rate is measured from then on
+(what the bucket held is no rate: counted, it set the first cut too high, 61/s under a 40/s
+limit), and slow start finds the limit on the paced requests' answers, as it does without an
+allowance. The burst then costs its own throttled answers (a bucket of 5: 8 of 13, and their
+retries) and what the emptied bucket throttles of the paced requests sent before its answers
+are back. Scattered 429s (a share whatever the rate) seldom throttle 5 of a round; when they
+do, the cost is slow start from the starting rate, as without the allowance.
 
 The client reports every answer: a success, a throttled answer (HTTP 429 /
 ``Throttling.*``) or a failure (5xx, reset, timeout, any other error). **Only throttled
@@ -89,6 +116,9 @@ SLOW_START_THROTTLED = 10  # ... at least this many were throttled (a limit over
 OVERRUN_THROTTLED = 10  # a probe more than half throttled on at least this many: a limit overrun
 MIN_CUT = 0.5  # a cut on a lesser sign than most answers throttled at most halves the rate sent
 RECENT_SECONDS = 0.25  # ... measured over the answers of this last fraction of a second
+INITIAL_ALLOWANCE = 12  # slow start's first round: requests sent at once, without pacing
+ALLOWANCE_SECONDS = 0.1  # ... at most this many seconds' worth of the ceiling
+BURST_OVERRUN = 5  # at least this many of the burst's answers throttled: a bucket smaller than the burst
 
 Verdict = Literal["overrun", "again", "partial", "background", "helped"]
 
@@ -178,6 +208,7 @@ class AdaptiveRateLimiter:
         probe_seconds: float = 3.0,
         series_seconds: float = 10.0,
         slow_start_rps: float = 50.0,
+        initial_allowance: int = INITIAL_ALLOWANCE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_rps = max_rps
@@ -187,6 +218,14 @@ class AdaptiveRateLimiter:
         # by a whole second of requests before the first feedback arrives.
         self.rate = min(max_rps, slow_start_rps)
         self.slow_start = self.rate < max_rps
+        # The initial allowance: slow start's first round of requests is not paced (see above).
+        self.allowance = min(initial_allowance, int(max_rps * ALLOWANCE_SECONDS)) if self.slow_start else 0
+        self.unpaced = 0  # requests the allowance let through
+        self.burst_overrun = False  # BURST_OVERRUN of the burst's answers were throttled
+        self._start_rps = self.rate
+        self._booked = 0  # request slots booked in all
+        self._burst_answers = 0  # the first this many answers are the burst's (up to its last request)
+        self._burst_throttled = 0  # ... of which this many were throttled
         self._increase = increase_per_second
         self._window = window_seconds
         self._cooldown = cooldown_seconds
@@ -218,7 +257,15 @@ class AdaptiveRateLimiter:
         """Book the next request slot; the seconds to wait for it (0: now)."""
         now = self._clock()
         slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / self.rate
+        self._booked += 1
+        if slot > now and self.allowance > 0:
+            # The initial allowance: a request of the first round goes now, beside the paced ones.
+            self.allowance -= 1
+            self.unpaced += 1
+            self._burst_answers = self._booked
+            slot = now
+        else:
+            self._next_slot = slot + 1.0 / self.rate
         sent = self._sent
         sent.append(slot)
         while sent[0] <= now - RECENT_SECONDS:
@@ -244,6 +291,8 @@ class AdaptiveRateLimiter:
         if self._record(self._clock(), throttled=False):
             return
         if self.slow_start:
+            if self.burst_overrun and self._seen <= self._burst_answers:
+                return  # an answer of a burst its bucket cut short: no sign of the rate
             self.rate = min(self.max_rps, self.rate + 20.0)
             self.slow_start = self.rate < self.max_rps
             return
@@ -265,11 +314,23 @@ class AdaptiveRateLimiter:
             return  # a verdict was just acted on, or a probe is collecting its data
         if now - self._last_decrease < self._cooldown:
             return  # one decrease per burst of throttled answers already in flight
+        if self.slow_start and self._seen <= self._burst_answers:
+            # An answer of the initial allowance's burst: what the API's bucket holds, no sign of
+            # the rate. BURST_OVERRUN of them throttled (a bucket smaller than the burst): slow
+            # start goes on from its starting rate.
+            if self._burst_throttled >= BURST_OVERRUN:
+                self.burst_overrun = True
+                self.allowance = 0
+                self.rate = min(self.rate, self._start_rps)
+                self._last_change = now  # the accepted rate leaves out what the bucket held
+            return
         if self.slow_start:
-            # Slow start ends at a limit overrun: most recent answers throttled. A share of
-            # rate-independent 429s (a fraction of the answers, scattered) is no sign of a limit
-            # and is learned at a rate near the ceiling, where a probe takes a fraction of a second.
-            recent = itertools.islice(reversed(self._answers), SLOW_START_SAMPLE)
+            # Slow start ends at a limit overrun: most recent answers throttled (after the burst's).
+            # A share of rate-independent 429s (a fraction of the answers, scattered) is no sign of
+            # a limit and is learned at a rate near the ceiling, where a probe takes a fraction of
+            # a second.
+            sample = min(SLOW_START_SAMPLE, self._seen - self._burst_answers)
+            recent = itertools.islice(reversed(self._answers), sample)
             if sum(throttled for _, throttled in recent) < SLOW_START_THROTTLED:
                 return
             self._decrease(now, deep=True)
@@ -297,6 +358,8 @@ class AdaptiveRateLimiter:
             self._first_answer = min(self._first_answer, now)
         answers.append((now, throttled))
         self._seen += 1
+        if throttled and self._seen <= self._burst_answers:
+            self._burst_throttled += 1
         while len(answers) > SHARE_SAMPLES and answers[0][0] < now - self._window:
             answers.popleft()
         probe = self._probe
@@ -415,6 +478,7 @@ class AdaptiveRateLimiter:
             rate = max(rate, MIN_CUT * min(self.rate, self._sent_rate(now)))
         self.rate = max(self.min_rps, rate)
         self.slow_start = False
+        self.allowance = 0
         self._last_decrease = self._last_change = now
         self.decreases += 1
         # Restart the schedule at the new rate: the API's bucket needs a moment to refill.
