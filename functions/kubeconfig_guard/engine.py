@@ -39,8 +39,6 @@ from .plan import (
     finalize,
     group_candidates,
     identity_conflict,
-    matches,
-    named_by,
     refusal,
 )
 from .principal import Principal
@@ -382,12 +380,13 @@ class Engine:
         mine = [s for s in states if s.account_id == candidate.uid]
         if error.may_have_landed and not any(s.revokable for s in mine):
             return Attempted(confirmed_revoked(candidate, revocation.force, error))
-        matched = [s for s in mine if matches(principal, s)]
+        matcher = PrincipalMatcher.of(principal)
+        matched = [s for s in mine if matcher.matches(s)]
         if not matched:
             gone = "a fresh listing shows none of its kubeconfigs any more: nothing left to revoke"
             return Attempted(action_for(candidate, ActionStatus.SKIPPED, gone, error_code=error.code))
         fresh = Candidate(candidate.region, candidate.cluster, candidate.uid, tuple(matched))
-        conflict = identity_conflict(principal, [s for s in states if named_by(principal, s)])
+        conflict = identity_conflict(principal, [s for s in states if matcher.named_by(s)])
         if why := conflict or refusal(fresh, revocation.kind, policy):
             return Attempted(action_for(fresh, ActionStatus.SKIPPED, why))
         return Revocation(fresh, revocation.kind, revocation.force)

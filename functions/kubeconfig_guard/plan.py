@@ -88,29 +88,14 @@ class PrincipalMatcher:
         return found and not _too_long(state)
 
 
-# The matcher of the principal asked about last: callers ask of one principal for every state of
-# a listing. Keyed by identity (a Principal is frozen); a race between threads only makes it again.
-_last_matcher: tuple[Principal, PrincipalMatcher] | None = None
-
-
-def _matcher(principal: Principal) -> PrincipalMatcher:
-    global _last_matcher
-    last = _last_matcher
-    if last is not None and last[0] is principal:
-        return last[1]
-    matcher = PrincipalMatcher.of(principal)
-    _last_matcher = (principal, matcher)
-    return matcher
-
-
 def matches(principal: Principal, state: KubeconfigState) -> bool:
-    """``PrincipalMatcher.matches``: does this kubeconfig state belong to the principal?"""
-    return _matcher(principal).matches(state)
+    """``PrincipalMatcher.matches`` for one state (over a listing, make the matcher once)."""
+    return PrincipalMatcher.of(principal).matches(state)
 
 
 def named_by(principal: Principal, state: KubeconfigState) -> bool:
-    """``PrincipalMatcher.named_by``: does any way the event names the principal find this state?"""
-    return _matcher(principal).named_by(state)
+    """``PrincipalMatcher.named_by`` for one state (over a listing, make the matcher once)."""
+    return PrincipalMatcher.of(principal).named_by(state)
 
 
 def identity_conflict(principal: Principal, states: Iterable[KubeconfigState]) -> str | None:
