@@ -183,8 +183,9 @@ class Settings(BaseSettings):
     max_rps: float = Field(
         500.0,
         gt=0,
-        description="Client-side request-rate ceiling (requests/s). The client starts low, grows fast "
-        "until throttled, then settles just under the API's limit (AIMD).",
+        description="Client-side request-rate ceiling (requests/s). The client sends its first round "
+        "(up to 12 requests) at once, starts low and grows fast until throttled, then settles just "
+        "under the API's limit (AIMD).",
     )
     timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one API request (read and write).")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="Timeout to open a connection.")
