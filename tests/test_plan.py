@@ -118,6 +118,11 @@ def test_the_matcher_decides_as_the_rule_reads(
         s = state(uid=account_id, name=account_name, account_type=account_type)
         assert matcher.matches(s) is matches(principal, s) is _spec_matches(principal, s)
         assert matcher.named_by(s) is named_by(principal, s) is _spec_named_by(principal, s)
+    listed = [state(uid=i, name=n, account_type=t) for i, n, t in states]
+    assert matcher.select(listed) == (
+        [s for s in listed if _spec_matches(principal, s)],
+        [s for s in listed if _spec_named_by(principal, s)],
+    )
 
 
 def test_undocumented_enum_values_parse_and_are_kept() -> None:

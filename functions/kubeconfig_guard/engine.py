@@ -454,8 +454,7 @@ class Engine:
                 )
             except AckApiError as error:
                 return error
-        matched = [s for s in listing.value if matcher.matches(s)]
-        evidence = [s for s in listing.value if matcher.named_by(s)]
+        matched, evidence = matcher.select(listing.value)
         return group_candidates(region, cluster, matched), evidence
 
 
