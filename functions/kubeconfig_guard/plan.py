@@ -87,7 +87,9 @@ class PrincipalMatcher:
         found = state.account_id == self.uid or state.account_name in self.names
         return found and not _too_long(state)
 
-    def select(self, states: Iterable[KubeconfigState]) -> tuple[list[KubeconfigState], list[KubeconfigState]]:
+    def select(
+        self, states: Iterable[KubeconfigState]
+    ) -> tuple[list[KubeconfigState], list[KubeconfigState]]:
         """(the states that ``matches``, the states ``named_by``), in listing order, in one pass.
 
         The event path's loop over every listing: one comparison of type, uid and name per
