@@ -269,6 +269,10 @@ def test_package_holds_the_code_and_runtime_dependencies_only(build_out: Path, r
     assert not wrong, wrong[:5]
     if package.runtime_python(runtime) is not None:
         assert f"kubeconfig_guard/__pycache__/handlers.{tag}.pyc" in files
+        compiled_templates = [
+            f for f in files if f.startswith("kubeconfig_guard/summary/templates_compiled/")
+        ]
+        assert len(compiled_templates) == 2, compiled_templates  # report.html.j2's module and its .pyc
 
     installed = {requirements.canonical(name) for name in install.installed_requirements(directory)}
     pyproject = project.tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -364,6 +368,11 @@ from kubeconfig_guard.handlers import event_handler
 
 with open(sample, "rb") as f:
     result = json.loads(event_handler(f.read(), Context()))
+
+from kubeconfig_guard.handlers import handle_summary
+from kubeconfig_guard.summary import html as report_html
+
+summary = handle_summary(None, None)
 forbidden = sorted(
     m for m in sys.modules
     if m.split(".")[0] in ("typer", "rich", "pytest", "_pytest", "hypothesis")
@@ -375,6 +384,11 @@ print("RESULT " + json.dumps({
     "access_key_id": credentials.access_key_id,
     "forbidden_modules": forbidden,
     "result": result,
+    "summary": {
+        "outcome": summary.outcome.value,
+        "page_start": summary.html[:15],
+        "templates": type(report_html._environment().loader).__name__,
+    },
 }))
 """
 
@@ -427,6 +441,9 @@ def test_built_package_revokes_alice_on_the_runtime_python(
     assert result["mode"] == "enforce"
     alice = [a for a in result["actions"] if a["uid"] == ALICE]
     assert alice and {a["status"] for a in alice} == {"revoked"}, result["actions"]
+    # the daily summary renders its page from the templates the build compiled
+    assert report["summary"]["page_start"] == "<!DOCTYPE html>", report["summary"]
+    assert report["summary"]["templates"] == "ModuleLoader"
 
     world = json.loads(final_world.read_text(encoding="utf-8"))
     clusters = [c for region in world["regions"].values() for c in region["clusters"]]

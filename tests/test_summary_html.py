@@ -49,6 +49,29 @@ def test_self_contained_no_external_references() -> None:
     assert page.count("<svg") == 3  # by region, by cluster, expiry
 
 
+def test_the_builds_compiled_templates_render_the_same_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/build ships the templates compiled (``COMPILED_TEMPLATES``); a package that has
+    them renders byte for byte what the templates render, untrusted names escaped alike."""
+    report = build_report(evil_name=True, orphans=3)
+    html_module._environment.cache_clear()
+    from_source = render_html(report)
+    compiled = tmp_path / "templates_compiled"
+    modules = html_module.compile_templates(compiled)
+    assert [m.name.startswith("tmpl_") for m in modules] == [True]  # one template, one module
+    monkeypatch.setattr(html_module, "COMPILED_TEMPLATES", compiled)
+    html_module._environment.cache_clear()
+    try:
+        import jinja2
+
+        assert isinstance(html_module._environment().loader, jinja2.ModuleLoader)
+        assert render_html(report) == from_source
+        assert EVIL_NAME not in from_source
+    finally:
+        html_module._environment.cache_clear()
+
+
 def test_untrusted_names_are_escaped() -> None:
     report = build_report(evil_name=True)
     assert any(e.account_name == EVIL_NAME for e in report.orphaned.items)

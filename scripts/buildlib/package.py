@@ -1,4 +1,5 @@
-"""One runtime's package: the lock installed, the code copied, junk stripped, bytecode, the zip."""
+"""One runtime's package: the lock installed, the code copied, junk stripped, the report's templates
+and the bytecode compiled, the zip."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from buildlib.zipping import make_zip, sha256_of
 # Local-only parts of the package: never deployed.
 EXCLUDED_FROM_PACKAGE = ("fake", "cli.py")
 # Caches, test suites and build sources that Function Compute never loads.
-JUNK_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+# templates_compiled: made by compile_templates only, never copied from a source tree.
+JUNK_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", "templates_compiled"}
 JUNK_DEPENDENCY_DIRS = {"tests", "test"}
 JUNK_SUFFIXES = (".pyc", ".pyo")
 JUNK_DEPENDENCY_SUFFIXES = (".pyx", ".pxd", ".c", ".h")
@@ -103,6 +105,28 @@ def compile_bytecode(target: Path, runtime: str) -> bool:
     return True
 
 
+def compile_templates(target: Path, runtime: str) -> bool:
+    """Ship the report's templates compiled to Python modules (``summary/html.py``:
+    ``COMPILED_TEMPLATES``), so the daily summary does not compile them at every cold start.
+
+    Compiled by the package's own code and dependencies (``-S``: nothing of this machine's
+    site-packages) on the runtime's Python, writing no bytecode (``compile_bytecode`` does,
+    after). Skipped, with a note, when no such interpreter exists: the summary then compiles them.
+    """
+    python = runtime_python(runtime)
+    if python is None:
+        print(f"  note: no {runtime} interpreter here: the report's templates are compiled at run time")
+        return False
+    code = "from kubeconfig_guard.summary import html; html.compile_templates(html.COMPILED_TEMPLATES)"
+    subprocess.run(
+        [python, "-S", "-B", "-c", code],
+        check=True,
+        cwd=target,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(target), "PYTHONHASHSEED": "0"},
+    )
+    return True
+
+
 def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -121,6 +145,7 @@ def build(runtime: str, out: Path, extras: list[str]) -> Built:
     install_dependencies(target, variant)
     copy_package(target)
     strip(target)
+    compile_templates(target, runtime)
     compile_bytecode(target, runtime)
     make_zip(target, archive)
     digest = sha256_of(archive)
