@@ -26,7 +26,12 @@ import pytest
 from pydantic import Field, SecretStr
 
 from kubeconfig_guard import logs, redaction
-from kubeconfig_guard.credentials import Credentials, DefaultChainCredentials, from_fc_context
+from kubeconfig_guard.credentials import (
+    ENVIRONMENT_KEYS,
+    Credentials,
+    DefaultChainCredentials,
+    from_fc_context,
+)
 from kubeconfig_guard.redaction import MASK, MIN_SECRET_LENGTH, redact, redact_cut, register_secret
 from kubeconfig_guard.runtime import InvocationCredentials
 from kubeconfig_guard.settings import Settings, secret_env_var_names, secret_fields
@@ -146,6 +151,8 @@ def log_lines(message: str) -> list[str]:
 
 
 def test_default_chain_credentials_are_redacted_after_every_get(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT_KEYS:  # the library's chain, not its first source read directly
+        monkeypatch.delenv(name, raising=False)
     # The SDK's module itself is not imported: it reads the environment once, when first imported.
     fake_sdk = ModuleType("alibabacloud_credentials.client")
     fake_sdk.Client = FakeChainClient  # type: ignore[attr-defined]
