@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""One Function Compute instance for ``scripts/bench``: the python3.10 runtime's calling convention.
+"""One Function Compute instance for ``scripts/bench``: the runtime's calling convention (python3.10's;
+python3.12's when this interpreter is 3.12: the role's token in the environment, not the context).
 
     python scripts/benchlib/fc.py '{"handler": "kubeconfig_guard.handlers.event_handler",
                                    "function": {"name": ..., "memory": 512, "timeout": 300},
@@ -60,20 +61,41 @@ class _Service:
         self.version_id = ""
 
 
+# Python 3.12's runtime has no context.credentials (and no service): the function role's STS token
+# is in ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / ALIBABA_CLOUD_SECURITY_TOKEN
+# (https://help.aliyun.com/en/functioncompute/fc/context-1, "Runtime differences").
+ROLE_IN_ENVIRONMENT = sys.version_info >= (3, 12)
+
+
 class Context:
-    """The attributes of the python3.10 runtime's ``context`` (FC 3.0)."""
+    """The attributes of the runtime's ``context`` (FC 3.0): python3.10's, or python3.12's (no
+    ``credentials``, no ``service``) when this interpreter is 3.12 or later."""
 
     def __init__(self, spec: dict[str, Any], request_id: str) -> None:
         fn: dict[str, Any] = spec["function"]
-        key_id, secret, token = (str(v) if v is not None else None for v in spec["credentials"])
         self.request_id = request_id
-        self.credentials = _Credentials(str(key_id), str(secret), token)
+        if not ROLE_IN_ENVIRONMENT:
+            key_id, secret, token = (str(v) if v is not None else None for v in spec["credentials"])
+            self.credentials = _Credentials(str(key_id), str(secret), token)
+            self.service = _Service(str(fn["name"]))
         self.function = _Function(
             str(fn["name"]), str(spec["handler"]), int(fn["memory"]), int(fn["timeout"])
         )
-        self.service = _Service(str(fn["name"]))
         self.region = str(spec.get("region", "cn-hangzhou"))
         self.account_id = str(spec.get("account_id", "5000000000000001"))
+
+
+def role_environment(spec: dict[str, Any]) -> dict[str, str]:
+    """What the python3.12 runtime puts in the instance's environment for the function role."""
+    if not ROLE_IN_ENVIRONMENT:
+        return {}
+    key_id, secret, token = spec["credentials"]
+    names = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
+    return {
+        name: str(value)
+        for name, value in zip(names, (key_id, secret, token), strict=True)
+        if value is not None
+    }
 
 
 WATCHED_MODULES = ("httpx", "httpcore", "anyio", "tenacity", "jinja2", "alibabacloud_credentials", "ssl")
@@ -101,6 +123,7 @@ def _rss_now_mb() -> float | None:
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    os.environ.update(role_environment(spec))  # set before any import, as the runtime's process has it
     full = bool(spec.get("full_result"))
     module_name, _, attr = spec["handler"].rpartition(".")
     t_import = time.perf_counter()
