@@ -33,8 +33,9 @@ Two views
     event function's ``handler``, ``cpu``, ``memorySize``, ``timeout``, environment and
     ``concurrencyConfig.reservedConcurrency``. Each instance is a fresh process
     (benchlib/fc.py) that imports the handler's module, then calls the handler with the
-    event bytes and a python3.10-style context (``credentials``, ``function.timeout``,
-    ``account_id``, ``region``), one invocation at a time. It runs under a cgroup v1 CPU quota of
+    event bytes and the runtime's context (python3.10's: ``credentials``, ``function.timeout``,
+    ``account_id``, ``region``; on Python 3.12 python3.12's: no ``credentials``, the role's token
+    in the environment), one invocation at a time. It runs under a cgroup v1 CPU quota of
     the template's vCPU (``/sys/fs/cgroup/cpu/kcguard-bench-N``: ``cpu.cfs_period_us`` 100000,
     ``cpu.cfs_quota_us`` cpu x 100000; the child's pid is written to ``cgroup.procs`` before it
     starts; the group is removed afterwards). A busy loop checks the quota (CPU-s per s). When the

@@ -17,7 +17,7 @@ which request gets which draw depends on the order requests arrive, which concur
 
 How it runs: the fake ACK in its own process (``benchlib.fakeproc``, the fake's real HTTP server);
 every attempt a fresh Function Compute instance (``benchlib.fcsim.FcInstance``: a process running
-``benchlib/fc.py``, the python3.10-style context) under a cgroup v1 CPU quota of the function's
+``benchlib/fc.py``, the runtime's context) under a cgroup v1 CPU quota of the function's
 ``cpu`` (``fcsim.CpuQuota``; "NOT enforced" when it cannot be made), with template.yml's handler,
 ``timeout`` (or the scenario's, for the short-timeout variants) and environment. The handler's
 import is not timed (Function Compute's initialisation). An attempt still running at its timeout

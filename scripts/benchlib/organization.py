@@ -13,7 +13,8 @@ request waits ``--latency-ms`` (50), and each account's ACK is one token bucket 
 requests/s over all its operations (``rate_limit_scope="all"``) that the client is not told.
 
 What runs, each in a fresh Function Compute instance (``fcsim.FcInstance``: ``benchlib/fc.py``, the
-handler template.yml names, a python3.10-style context), with template.yml's environment plus
+handler template.yml names, the runtime's context: python3.10's, or python3.12's on Python 3.12), with
+template.yml's environment plus
 organization mode (``KCGUARD_ACCOUNTS=resource-directory``, the world's ExternalId, the STS, Resource
 Manager and ACK endpoints = the fake's URL) and ``KCGUARD_MODE=enforce``:
 
