@@ -86,7 +86,7 @@ def test_the_chains_environment_is_read_without_importing_the_library(
     tmp_path: Path, variables: dict[str, str], expected: dict[str, object]
 ) -> None:
     """The chain's first source (the environment) answers without importing alibabacloud-credentials
-    (about 150 ms of CPU at every python3.12 cold start), once, with what the chain would answer."""
+    (about half the CPU of a python3.12 cold start), once, with what the chain would answer."""
     profile = tmp_path / "credentials.ini"
     profile.write_text(
         "[default]\ntype = access_key\naccess_key_id = LTAI-from-profile\naccess_key_secret = profile-secret\n"

@@ -83,8 +83,9 @@ class DefaultChainCredentials:
 
     Its first source, the environment, is read here without the library: that is what Function
     Compute's python3.12 runtime gives the function role's STS token in (its context carries
-    none), and the library's import (Tea, aiohttp, requests, APScheduler) costs about 150 ms of
-    CPU, 0.3 s of a cold start at 0.5 vCPU. The chain reads the environment once, when imported,
+    none), and the library (its import pulls in Tea, aiohttp, requests and APScheduler) made the
+    first event's CPU 584 instead of 297 ms, its cold start 1.25 instead of 0.69 s at 0.5 vCPU
+    (BENCHMARKS.md, "Issue 19, round 4"). The chain reads the environment once, when imported,
     and then always answers from it; so do these credentials, made once. Without them the
     library's chain runs (CLI profile, OIDC, ECS RAM role, credentials URI), as before.
     """
