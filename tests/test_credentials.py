@@ -44,6 +44,20 @@ def test_default_chain_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "env-sts-token"
 
 
+def run_in_clean_environment(code: str, home: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter: no credential variables but ``variables``, no CLI profile
+    (``home``), no metadata service."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+        **variables,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 CHAIN_PROBE = """
 import asyncio, json, sys
 from kubeconfig_guard.credentials import DefaultChainCredentials
@@ -91,14 +105,8 @@ def test_the_chains_environment_is_read_without_importing_the_library(
     profile.write_text(
         "[default]\ntype = access_key\naccess_key_id = LTAI-from-profile\naccess_key_secret = profile-secret\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-        **{k: v.format(profile=profile) for k, v in variables.items()},
-    }
-    run = subprocess.run(
-        [sys.executable, "-c", CHAIN_PROBE], env=env, capture_output=True, text=True, timeout=120, check=False
+    run = run_in_clean_environment(
+        CHAIN_PROBE, tmp_path, **{k: v.format(profile=profile) for k, v in variables.items()}
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout) == expected
@@ -114,14 +122,7 @@ def test_no_credentials_is_a_clear_error(tmp_path: Path) -> None:
         "except Exception as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-    }
-    run = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    run = run_in_clean_environment(code, tmp_path)
     assert run.stdout.startswith("CredentialsError") and "credentials" in run.stdout, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
 
