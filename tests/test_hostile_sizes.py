@@ -31,15 +31,14 @@ from kubeconfig_guard.httpwire import (
     Origin,
     Pool,
     TransportError,
-    request_head,
 )
 from support.events import delete_user
 from support.resilience import result_of
+from support.wire import HEAD, waiting_connection
 from support.worlds import cluster, kc, settings, world
 
 LIST = "ListClusterKubeconfigStates"
 ALICE = "200000000000000011"
-HEAD = request_head("GET", "/x", {"host": "127.0.0.1", "accept": "application/json"})
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
@@ -56,31 +55,11 @@ def one_byte_chunks(n: int) -> bytes:
 # --- the chunked decoder is linear --------------------------------------------------------------
 
 
-class _FakeSocket(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
 def decode(wire: bytes, piece: int | None = None, buf: bytearray | None = None) -> tuple[float, bytes]:
     """(CPU seconds, body): ``wire`` fed to one connection's parser in pieces of ``piece`` bytes."""
 
     async def go() -> tuple[float, bytes]:
-        conn = httpwire._Connection(asyncio.get_running_loop())
-        if buf is not None:
-            conn._buf = buf
-        conn.connection_made(_FakeSocket())
-        answer = asyncio.ensure_future(conn.roundtrip(HEAD, deadline=float("inf")))
-        await asyncio.sleep(0)  # the request is written, the connection waits for its answer
+        conn, answer = await waiting_connection(buf)
         step = piece or len(wire)
         started = time.process_time()
         for i in range(0, len(wire), step):

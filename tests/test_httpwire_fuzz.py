@@ -41,27 +41,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubeconfig_guard import httpwire
-from kubeconfig_guard.httpwire import BODY_TOO_LARGE, Answer, Origin, Pool, TransportError, request_head
+from kubeconfig_guard.httpwire import BODY_TOO_LARGE, Answer, Origin, Pool, TransportError
+from support.wire import HEAD, waiting_connection
 
-HEAD = request_head("GET", "/x", {"host": "127.0.0.1", "accept": "application/json"})
 PROTOCOL = "RemoteProtocolError"
 
 # --- feeding the parser -------------------------------------------------------------------------
-
-
-class _Socket(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
 
 
 class CountingBuffer(bytearray):
@@ -108,13 +93,8 @@ Result = Parsed | Failed
 
 async def feed(wire: bytes, cuts: Sequence[int] = (), *, count: bool = False) -> tuple[Result, int]:
     """(result, buffer bytes touched): ``wire`` given to one connection cut at ``cuts``, then EOF."""
-    conn = httpwire._Connection(asyncio.get_running_loop())
     buf = CountingBuffer()
-    if count:
-        conn._buf = buf
-    conn.connection_made(_Socket())
-    task = asyncio.ensure_future(conn.roundtrip(HEAD, deadline=float("inf")))
-    await asyncio.sleep(0)  # the request is written; the connection waits for its answer
+    conn, task = await waiting_connection(buf if count else None)
     waiter = conn._waiter
     assert waiter is not None
     start = 0

@@ -7,5 +7,6 @@
   ``kcguard fake serve`` in a child process;
 * ``support.receivers``: a loopback HTTP receiver (a chat robot, an OSS bucket);
 * ``support.reports``: realistic daily-summary reports;
-* ``support.resilience``: invocation drivers and the invariants of the resilience suites.
+* ``support.resilience``: invocation drivers and the invariants of the resilience suites;
+* ``support.wire``: one ``httpwire`` connection fed by hand (the parser's fuzz and size tests).
 """
