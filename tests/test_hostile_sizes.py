@@ -14,7 +14,7 @@ import json
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, SupportsIndex
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +34,7 @@ from kubeconfig_guard.httpwire import (
 )
 from support.events import delete_user
 from support.resilience import result_of
-from support.wire import HEAD, waiting_connection
+from support.wire import HEAD, CountingBuffer, waiting_connection
 from support.worlds import cluster, kc, settings, world
 
 LIST = "ListClusterKubeconfigStates"
@@ -78,28 +78,6 @@ def test_chunked_decoding_cpu_grows_linearly() -> None:
     small_cpu = min(decode(one_byte_chunks(small), 65536)[0] for _ in range(3))
     large_cpu = min(decode(one_byte_chunks(large), 65536)[0] for _ in range(2))
     assert large_cpu / max(small_cpu, 1e-3) < 30, (small_cpu, large_cpu)
-
-
-class CountingBuffer(bytearray):
-    """A receive buffer that counts the bytes its searches, copies and deletions may touch."""
-
-    touched = 0
-
-    def find(self, sub: Any, start: SupportsIndex | None = None, end: SupportsIndex | None = None) -> int:
-        found = super().find(sub, start, end)
-        lo = 0 if start is None else int(start)
-        hi = len(self) if end is None else min(int(end), len(self))
-        self.touched += max(0, (found + len(sub) if found >= 0 else hi) - lo)  # the bytes looked at
-        return found
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, slice):
-            self.touched += len(range(*key.indices(len(self))))
-        return super().__getitem__(key)
-
-    def __delitem__(self, key: Any) -> None:
-        self.touched += len(self)  # at worst the rest is moved to the front
-        super().__delitem__(key)
 
 
 @pytest.mark.parametrize(

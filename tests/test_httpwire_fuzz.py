@@ -16,7 +16,7 @@ boundary, a byte at a time and at random cuts. Properties:
 * the answer is decided at the end of the input at the latest: never a hang waiting for bytes that
   cannot come;
 * linear work: the receive buffer's bytes searched, copied and moved stay a small multiple of the
-  bytes received, whatever the split (``CountingBuffer``, shared with test_hostile_sizes.py).
+  bytes received, whatever the split (``support.wire.CountingBuffer``, shared with test_hostile_sizes.py).
 
 The caps (``MAX_HEAD_BYTES``, ``MAX_BODY_BYTES``) are also shrunk to a few dozen bytes so that
 every split of a short answer crosses them at every possible place. A few wires also go through the
@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, SupportsIndex
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -42,33 +42,11 @@ from hypothesis import strategies as st
 
 from kubeconfig_guard import httpwire
 from kubeconfig_guard.httpwire import BODY_TOO_LARGE, Answer, Origin, Pool, TransportError
-from support.wire import HEAD, waiting_connection
+from support.wire import HEAD, CountingBuffer, waiting_connection
 
 PROTOCOL = "RemoteProtocolError"
 
 # --- feeding the parser -------------------------------------------------------------------------
-
-
-class CountingBuffer(bytearray):
-    """A receive buffer that counts the bytes its searches, copies and deletions may touch."""
-
-    touched = 0
-
-    def find(self, sub: Any, start: SupportsIndex | None = None, end: SupportsIndex | None = None) -> int:
-        found = super().find(sub, start, end)
-        lo = 0 if start is None else int(start)
-        hi = len(self) if end is None else min(int(end), len(self))
-        self.touched += max(0, (found + len(sub) if found >= 0 else hi) - lo)
-        return found
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, slice):
-            self.touched += len(range(*key.indices(len(self))))
-        return super().__getitem__(key)
-
-    def __delitem__(self, key: Any) -> None:
-        self.touched += len(self)  # at worst the rest is moved to the front
-        super().__delitem__(key)
 
 
 @dataclass(frozen=True)

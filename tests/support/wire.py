@@ -1,10 +1,11 @@
-"""One ``httpwire`` connection fed by hand: a transport that sends nowhere, and a connection that
-has written its request and waits for the answer the test gives it byte by byte."""
+"""One ``httpwire`` connection fed by hand: a transport that sends nowhere, a connection that has
+written its request and waits for the answer the test gives it byte by byte, and a receive buffer
+that counts the bytes the parser touches (linear, not quadratic, whatever the split)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, SupportsIndex
 
 from kubeconfig_guard import httpwire
 from kubeconfig_guard.httpwire import Answer, request_head
@@ -27,6 +28,28 @@ class NullTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+
+class CountingBuffer(bytearray):
+    """A receive buffer that counts the bytes its searches, copies and deletions may touch."""
+
+    touched = 0
+
+    def find(self, sub: Any, start: SupportsIndex | None = None, end: SupportsIndex | None = None) -> int:
+        found = super().find(sub, start, end)
+        lo = 0 if start is None else int(start)
+        hi = len(self) if end is None else min(int(end), len(self))
+        self.touched += max(0, (found + len(sub) if found >= 0 else hi) - lo)
+        return found
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            self.touched += len(range(*key.indices(len(self))))
+        return super().__getitem__(key)
+
+    def __delitem__(self, key: Any) -> None:
+        self.touched += len(self)  # at worst the rest is moved to the front
+        super().__delitem__(key)
 
 
 async def waiting_connection(
