@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,7 +34,7 @@ from kubeconfig_guard.httpwire import (
 )
 from support.events import delete_user
 from support.resilience import result_of
-from support.wire import HEAD, CountingBuffer, waiting_connection
+from support.wire import HEAD, Answerer, CountingBuffer, serve, waiting_connection
 from support.worlds import cluster, kc, settings, world
 
 LIST = "ListClusterKubeconfigStates"
@@ -104,23 +104,6 @@ def test_parser_work_is_linear_in_the_bytes_received(name: str, wire: bytes, pie
 
 
 # --- the body cap, on the lean pool -------------------------------------------------------------
-
-Answerer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def serve(answer: Answerer) -> tuple[asyncio.base_events.Server, Origin]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            await answer(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, Origin("http", "127.0.0.1", port, f"127.0.0.1:{port}")
 
 
 def too_large_body(framing: str) -> Answerer:

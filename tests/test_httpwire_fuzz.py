@@ -41,8 +41,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubeconfig_guard import httpwire
-from kubeconfig_guard.httpwire import BODY_TOO_LARGE, Answer, Origin, Pool, TransportError
-from support.wire import HEAD, CountingBuffer, waiting_connection
+from kubeconfig_guard.httpwire import BODY_TOO_LARGE, Answer, Pool, TransportError
+from support.wire import HEAD, CountingBuffer, serve, waiting_connection
 
 PROTOCOL = "RemoteProtocolError"
 
@@ -671,26 +671,19 @@ def test_repeated_header_fields_cost_linear_work() -> None:
 async def over_socket(wire: bytes, pieces: Sequence[int]) -> Result:
     """``wire`` written by a loopback server in pieces (a pause between them), then closed."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            start = 0
-            for cut in [*pieces, len(wire)]:
-                if start < cut:
-                    writer.write(wire[start:cut])
-                    await writer.drain()
-                    await asyncio.sleep(0.001)
-                    start = cut
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def write_in_pieces(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        start = 0
+        for cut in [*pieces, len(wire)]:
+            if start < cut:
+                writer.write(wire[start:cut])
+                await writer.drain()
+                await asyncio.sleep(0.001)
+                start = cut
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    server, origin = await serve(write_in_pieces)
     pool = Pool(timeout=5, connect_timeout=2, max_idle=1)
     try:
-        answer = await pool.request(Origin("http", "127.0.0.1", port, f"127.0.0.1:{port}"), HEAD)
+        answer = await pool.request(origin, HEAD)
     except TransportError as exc:
         return Failed(exc.kind, exc.status, exc.timeout, str(exc))
     finally:

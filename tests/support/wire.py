@@ -1,14 +1,16 @@
 """One ``httpwire`` connection fed by hand: a transport that sends nowhere, a connection that has
 written its request and waits for the answer the test gives it byte by byte, and a receive buffer
-that counts the bytes the parser touches (linear, not quadratic, whatever the split)."""
+that counts the bytes the parser touches (linear, not quadratic, whatever the split); and a loopback
+server whose answers the test writes (``serve``)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, SupportsIndex
 
 from kubeconfig_guard import httpwire
-from kubeconfig_guard.httpwire import Answer, request_head
+from kubeconfig_guard.httpwire import Answer, Origin, request_head
 
 HEAD = request_head("GET", "/x", {"host": "127.0.0.1", "accept": "application/json"})
 
@@ -63,3 +65,24 @@ async def waiting_connection(
     answer = asyncio.ensure_future(conn.roundtrip(HEAD, deadline=float("inf")))
     await asyncio.sleep(0)  # the request is written; the connection waits for its answer
     return conn, answer
+
+
+Answerer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(answer: Answerer) -> tuple[asyncio.base_events.Server, Origin]:
+    """A loopback server that reads each connection's request head, then lets ``answer`` write (a
+    reset or an early close by the client ends it quietly); the caller closes the server."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await answer(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, Origin("http", "127.0.0.1", port, f"127.0.0.1:{port}")
