@@ -13,12 +13,20 @@ from types import SimpleNamespace
 import pytest
 from pydantic import SecretStr
 
+from kubeconfig_guard import httpwire
+from kubeconfig_guard import organization as org
 from kubeconfig_guard.credentials import (
     Credentials,
     DefaultChainCredentials,
     from_fc_context,
 )
-from kubeconfig_guard.runtime import InvocationCredentials
+from kubeconfig_guard.errors import AckApiError, CredentialsError, RetryableInvocationError
+from kubeconfig_guard.fake import FakeAck, FakeAckTransport, load_world
+from kubeconfig_guard.handlers import handle_event
+from kubeconfig_guard.redaction import redact
+from kubeconfig_guard.runtime import InvocationCredentials, Runtime
+from support.events import delete_user
+from support.worlds import EXAMPLE_WORLD, settings
 
 
 def test_fc_context_credentials() -> None:
@@ -32,6 +40,82 @@ def test_fc_context_credentials() -> None:
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "tok-en-1"
     assert "sec-ret-1" not in repr(creds) and "tok-en-1" not in str(creds)
     assert from_fc_context(SimpleNamespace()) is None  # python3.12 runtime: no context.credentials
+
+
+SPLITTING = [
+    "LTAI-id\r\nX-Injected: 1",  # a header added to every request
+    "LTAI-id\n",  # a copy-paste's line break
+    "LTAI id",  # a space
+    "LTAI-\x00id",  # a control character
+    "LTAI-id-\u20ac",  # not ASCII: the request head is latin-1
+]
+
+
+@pytest.mark.parametrize("bad", SPLITTING)
+def test_credentials_that_could_split_a_request_are_refused(bad: str) -> None:
+    """The access key id and the token travel in headers: visible ASCII only, whoever made them; the
+    error names the field, never the value, and the secret is still registered with the redactor."""
+    with pytest.raises(CredentialsError, match="access key id holds") as refused:
+        Credentials(bad, SecretStr("secret-of-a-refused-id"))
+    assert bad not in str(refused.value)
+    assert "secret-of-a-refused-id" not in redact("secret-of-a-refused-id")
+    with pytest.raises(CredentialsError, match="security token holds") as refused:
+        Credentials("STS.ok-id", SecretStr("another-refused-secret"), SecretStr(f"CAIS{bad}"))
+    assert bad not in str(refused.value)
+    assert redact(f"CAIS{bad}") != f"CAIS{bad}"  # the refused token is redacted all the same
+    # a Function Compute context carrying such credentials: ignored, the default chain is asked instead
+    ctx = SimpleNamespace(
+        credentials=SimpleNamespace(
+            access_key_id="STS.id", access_key_secret="s-ctx-secret", security_token=bad
+        )
+    )
+    assert from_fc_context(ctx) is None
+
+
+@pytest.mark.parametrize("bad", SPLITTING)
+def test_an_sts_answer_that_could_split_a_request_is_no_session(bad: str) -> None:
+    """Organization mode: an AssumeRole answer (untrusted) whose key id or token could add a header
+    fails as a misshapen answer (retried, then the member account reports it), before any use."""
+    for field in ("AccessKeyId", "SecurityToken"):
+        creds = {
+            "AccessKeyId": "STS.ok",
+            "AccessKeySecret": "s",
+            "SecurityToken": "CAISok",
+            "Expiration": "2030-01-01T00:00:00Z",
+        }
+        body = json.dumps({"Credentials": {**creds, field: bad}}).encode()
+        with pytest.raises(AckApiError) as refused:
+            org._parse_answer(org._AssumeRoleAnswer, httpwire.Answer(200, "OK", {}, body), "AssumeRole")
+        assert refused.value.code == "InvalidResponse.Shape" and bad not in str(refused.value)
+
+
+def test_the_environment_with_a_line_break_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key id pasted with its line break: the invocation says so (the chain raises, the handler
+    reports ``credentials: ...``), instead of a request the gateway cannot read."""
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI-pasted-id\n")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret-value")
+    with pytest.raises(CredentialsError, match="access key id holds"):
+        asyncio.run(DefaultChainCredentials().get())
+
+
+def test_an_invocation_whose_credentials_cannot_be_sent_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the handler (no context credentials, as on python3.12; the environment's key id pasted
+    with its line break): nothing is sent or revoked, and the result says why, not "internal error"."""
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI-pasted-id\n")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret-value")
+    backend = FakeAck(load_world(EXAMPLE_WORLD))
+    nowhere = "http://127.0.0.1:1"  # the transport answers: nothing is sent there
+    runtime = Runtime(settings(cs_endpoint=nowhere), transport=FakeAckTransport(backend))
+    try:
+        with pytest.raises(RetryableInvocationError) as raised:
+            handle_event(delete_user("alice"), None, runtime=runtime)
+    finally:
+        runtime.close()
+    result = raised.value.result
+    assert result.reason.startswith("credentials: the access key id holds a space, a line break"), (
+        result.reason
+    )
+    assert not result.actions and not backend.calls and not backend.clean_calls, backend.calls
 
 
 def test_default_chain_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

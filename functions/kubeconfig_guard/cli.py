@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .credentials import StaticCredentials, from_environment_or_demo
-from .errors import KcguardError, RetryableInvocationError
+from .errors import CredentialsError, KcguardError, RetryableInvocationError
 from .inert import rich_text
 from .models import cluster_unreachable_reason
 from .runtime import Runtime
@@ -125,7 +125,11 @@ def _runtime(
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        with Runtime(settings, credentials=StaticCredentials(from_environment_or_demo())) as runtime:
+        try:
+            credentials = StaticCredentials(from_environment_or_demo())
+        except CredentialsError as exc:
+            raise typer.BadParameter(f"ALIBABA_CLOUD_ACCESS_KEY_* variables: {exc}") from None
+        with Runtime(settings, credentials=credentials) as runtime:
             try:
                 yield runtime, LocalContext(account_id=world.account_id or None)
             finally:

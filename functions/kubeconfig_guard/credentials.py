@@ -17,7 +17,9 @@ id is not a secret and stays readable (it names the key in an audit).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +32,12 @@ DEMO_ACCESS_KEY_ID = "kcguard-demo-access-key-id"
 DEMO_ACCESS_KEY_SECRET = "kcguard-demo-access-key-secret"  # noqa: S105 - the fake's documented demo secret
 
 
+# The access key id and the security token travel in request headers (``Authorization``,
+# ``x-acs-security-token``): visible ASCII only, so that no value (an STS answer, the environment, a
+# context) can add a header or split a request. Real ones are letters, digits and ``.+/=_-``.
+HEADER_SAFE = re.compile(r"[!-~]+")
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
@@ -37,7 +45,17 @@ class Credentials:
     security_token: SecretStr | None = None
 
     def __post_init__(self) -> None:
-        self.register()
+        self.register()  # first: even credentials refused below never reach an output
+        if not HEADER_SAFE.fullmatch(self.access_key_id):
+            raise CredentialsError(
+                "the access key id holds a space, a line break or another character no HTTP header may carry"
+            )
+        if self.security_token is not None and not HEADER_SAFE.fullmatch(
+            self.security_token.get_secret_value()
+        ):
+            raise CredentialsError(
+                "the security token holds a space, a line break or another character no HTTP header may carry"
+            )
 
     def register(self) -> None:
         """Redact the access key secret and the security token from every output from now on."""
@@ -131,7 +149,13 @@ def from_fc_context(context: object) -> Credentials | None:
     token = getattr(creds, "security_token", None) or getattr(creds, "securityToken", None)
     if not key_id or not secret:
         return None
-    return Credentials(str(key_id), SecretStr(str(secret)), SecretStr(str(token)) if token else None)
+    try:
+        return Credentials(str(key_id), SecretStr(str(secret)), SecretStr(str(token)) if token else None)
+    except CredentialsError as exc:  # never sent; the default chain is asked instead
+        logging.getLogger("kubeconfig_guard.credentials").warning(
+            "the context's credentials are ignored: %s", exc
+        )
+        return None
 
 
 def from_environment_or_demo() -> Credentials:

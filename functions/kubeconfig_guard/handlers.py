@@ -21,7 +21,7 @@ from . import logs
 from .admission import Guard, admit, guarded_account
 from .credentials import from_fc_context
 from .deadline import Deadline, invocation_deadline
-from .errors import RetryableInvocationError
+from .errors import CredentialsError, RetryableInvocationError
 from .events import Ignored, RevocationRequest, parse_event
 from .redaction import redact
 from .results import BatchResult, Notice, Outcome, RevocationResult
@@ -179,6 +179,9 @@ def _crashed_result(request: RevocationRequest, exc: Exception, mode: str) -> Re
         reason=(
             "the invocation's deadline came before the work finished: retried by Function Compute"
             if isinstance(exc, TimeoutError)
+            # our own message, never a value: "no credentials found", "the security token holds ..."
+            else f"credentials: {redact(str(exc))}: retried by Function Compute"
+            if isinstance(exc, CredentialsError)
             else f"internal error {type(exc).__name__}: retried by Function Compute"
         ),
         mode=mode,

@@ -40,7 +40,7 @@ from .accounts import (
 from .admission import Guard, admit
 from .api import ASSUME_ROLE, LIST_ACCOUNTS, LIST_ACCOUNTS_PAGING
 from .client import AckClient, service_origin
-from .credentials import Credentials
+from .credentials import HEADER_SAFE, Credentials
 from .deadline import Deadline
 from .engine import Engine, Prepared
 from .errors import AckApiError, plain_text
@@ -91,12 +91,16 @@ def access_problem(account: GuardedAccount, error: AckApiError, what: str) -> Ac
 # --- STS AssumeRole ----------------------------------------------------------------------------
 
 
+HEADER_SAFE_PATTERN = f"^{HEADER_SAFE.pattern}$"
+
+
 class _StsCredentials(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    AccessKeyId: str = Field(min_length=1, max_length=256)
+    # The id and the token go into request headers: visible ASCII only (credentials.HEADER_SAFE).
+    AccessKeyId: str = Field(min_length=1, max_length=256, pattern=HEADER_SAFE_PATTERN)
     AccessKeySecret: str = Field(min_length=1, max_length=1024)
-    SecurityToken: str = Field(min_length=1, max_length=16384)
+    SecurityToken: str = Field(min_length=1, max_length=16384, pattern=HEADER_SAFE_PATTERN)
     Expiration: str = Field(min_length=1, max_length=64)
 
 
