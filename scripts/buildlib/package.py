@@ -77,23 +77,22 @@ def runtime_python(runtime: str) -> str | None:
             "-c",
             f"import sys; sys.exit(sys.version_info[:2] != {tuple(map(int, version.split('.')))})",
         ]
-        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-            return python
+        try:
+            if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+                return python
+        except OSError:  # KCGUARD_BUILD_PYTHON names no program: the next candidate
+            continue
     return None
 
 
-def compile_bytecode(target: Path, runtime: str) -> bool:
+def compile_bytecode(target: Path, python: str) -> None:
     """Ship ``.pyc`` files: Function Compute's code directory is read-only, so a package without
     them compiles every module at every cold start (BENCHMARKS.md: +0.5 s at 0.5 vCPU).
 
-    Compiled by the runtime's own Python version (the tag must match), with hash-based
+    Compiled by ``python``, the runtime's own version (the tag must match), with hash-based
     invalidation that is never checked (no timestamps: two builds are identical) and the paths
-    recorded as Function Compute's ``/code``. Skipped, with a note, when no such interpreter exists.
+    recorded as Function Compute's ``/code``.
     """
-    python = runtime_python(runtime)
-    if python is None:
-        print(f"  note: no {runtime} interpreter here: the package ships no .pyc (slower cold starts)")
-        return False
     subprocess.run(
         [
             python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "unchecked-hash",
@@ -102,21 +101,16 @@ def compile_bytecode(target: Path, runtime: str) -> bool:
         check=True,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )  # fmt: skip
-    return True
 
 
-def compile_templates(target: Path, runtime: str) -> bool:
+def compile_templates(target: Path, python: str) -> None:
     """Ship the report's templates compiled to Python modules (``summary/html.py``:
     ``COMPILED_TEMPLATES``), so the daily summary does not compile them at every cold start.
 
     Compiled by the package's own code and dependencies (``-S``: nothing of this machine's
-    site-packages) on the runtime's Python, writing no bytecode (``compile_bytecode`` does,
-    after). Skipped, with a note, when no such interpreter exists: the summary then compiles them.
+    site-packages) on ``python``, the runtime's version, writing no bytecode (``compile_bytecode``
+    does, after).
     """
-    python = runtime_python(runtime)
-    if python is None:
-        print(f"  note: no {runtime} interpreter here: the report's templates are compiled at run time")
-        return False
     code = "from kubeconfig_guard.summary import html; html.compile_templates(html.COMPILED_TEMPLATES)"
     subprocess.run(
         [python, "-S", "-B", "-c", code],
@@ -124,7 +118,6 @@ def compile_templates(target: Path, runtime: str) -> bool:
         cwd=target,
         env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(target), "PYTHONHASHSEED": "0"},
     )
-    return True
 
 
 def tree_size(path: Path) -> int:
@@ -145,8 +138,14 @@ def build(runtime: str, out: Path, extras: list[str]) -> Built:
     install_dependencies(target, variant)
     copy_package(target)
     strip(target)
-    compile_templates(target, runtime)
-    compile_bytecode(target, runtime)
+    # What a cold start would otherwise compile on Function Compute's read-only code directory, by
+    # an interpreter of the runtime's version; without one the package works but compiles at start.
+    python = runtime_python(runtime)
+    if python is None:
+        print(f"  note: no {runtime} interpreter here: the package ships no .pyc and no compiled templates")
+    else:
+        compile_templates(target, python)
+        compile_bytecode(target, python)
     make_zip(target, archive)
     digest = sha256_of(archive)
     (out / f"{archive.name}.sha256").write_text(f"{digest}  {archive.name}\n", encoding="utf-8")
